@@ -1,0 +1,1 @@
+"""Sans-I/O topology awareness for clustered datastores (filled in as modules land)."""
