@@ -62,6 +62,8 @@ class ServerDescription:
     primary: Address | None = None
     logical_session_timeout_minutes: int | None = None
     topology_version: TopologyVersion | None = None
+    # Other ways to reach this server, by role (EventStore: "tcp", "secure_tcp", "http").
+    endpoints: Mapping[str, Address] = field(default_factory=dict)
     service_id: bytes | None = field(default=None, compare=False)
     hello_ok: bool = field(default=False, compare=False)
     round_trip_time: float | None = field(default=None, compare=False)
