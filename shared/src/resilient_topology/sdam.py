@@ -10,7 +10,7 @@ perform the actions after releasing it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -217,7 +217,7 @@ class TopologyState:
         new = reduce(previous, server)
         if new is previous:
             return Transition(self)
-        return self._moved_to(new, server.address)
+        return self.moved_to(new, (server.address,))
 
     # --- application errors -------------------------------------------------------------------
 
@@ -284,12 +284,20 @@ class TopologyState:
             transition, state=state, actions=(*transition.actions, ClearPool(address, generation))
         )
 
-    def _moved_to(self, new: TopologyDescription, address: Address) -> Transition:
+    def moved_to(
+        self, new: TopologyDescription, checked: Iterable[Address] | None = None
+    ) -> Transition:
+        """The transition to ``new``, however it was computed (the SDAM reducer, gossip, ...).
+
+        Server-changed events are published for the ``checked`` servers (every server when
+        ``None``), as the spec publishes them only for the server whose check produced them.
+        """
         previous = self.description
         events: list[SdamEvent] = []
-        before, after = previous.servers.get(address), new.servers.get(address)
-        if before is not None and after is not None and before != after:
-            events.append(ServerDescriptionChanged(self.topology_id, address, before, after))
+        for address in new.servers if checked is None else checked:
+            before, after = previous.servers.get(address), new.servers.get(address)
+            if before is not None and after is not None and before != after:
+                events.append(ServerDescriptionChanged(self.topology_id, address, before, after))
         added = [a for a in new.servers if a not in previous.servers]
         removed = [a for a in previous.servers if a not in new.servers]
         events += [ServerOpening(self.topology_id, a) for a in added]
@@ -301,7 +309,8 @@ class TopologyState:
         actions: list[Action] = [StopMonitoring(a) for a in removed]
         if new.topology_type is not TopologyType.LoadBalanced:
             actions += [StartMonitoring(a) for a in added]
-        actions += _primary_hint(previous, new, address)
+        for address in new.servers if checked is None else checked:
+            actions += _primary_hint(previous, new, address)
         return Transition(state, tuple(events), tuple(actions))
 
 

@@ -1,0 +1,5 @@
+"""Drivers of the core: the only modules that touch asyncio, threads or clocks.
+
+``_async`` is written by hand; ``_sync`` is generated from it by ``scripts/unasync.py``.
+``_backends`` holds the few primitives whose sync and async forms differ in shape.
+"""

@@ -1,0 +1,1 @@
+"""asyncio drivers: the topology waiter and the monitor loop."""
