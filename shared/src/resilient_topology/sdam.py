@@ -322,7 +322,7 @@ def _primary_hint(
     if server is None or server.primary is None or new.primary is not None:
         return []
     hinted = new.servers.get(server.primary)
-    if hinted is None or hinted.server_type is not ServerType.Unknown:
+    if hinted is None or hinted.server_type not in (ServerType.Unknown, ServerType.PossiblePrimary):
         return []
     before = previous.servers.get(address)
     if before is not None and before.primary == server.primary:
