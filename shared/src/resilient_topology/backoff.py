@@ -103,13 +103,16 @@ class RetryPolicy:
         _check_attempt(attempt)
         if self.initial_delay == 0:
             return 0.0
-        # Compare exponents rather than computing multiplier**n, which overflows for large n.
+        # Compare logarithms first: multiplier**n overflows long before the cap stops mattering.
         steps = attempt - 1
-        if steps and steps * math.log(self.multiplier) >= math.log(
-            self.max_delay / self.initial_delay
-        ):
+        growth = steps * math.log(self.multiplier)
+        if growth >= math.log(self.max_delay) - math.log(self.initial_delay):
             return self.max_delay
-        return min(self.max_delay, self.initial_delay * self.multiplier**steps)
+        try:
+            value = self.initial_delay * self.multiplier**steps
+        except OverflowError:  # a tiny initial delay times a huge factor still under the cap
+            value = math.exp(math.log(self.initial_delay) + growth)
+        return min(self.max_delay, value)
 
     def delay(self, attempt: int, random: Callable[[], float]) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1 is the wait before the 2nd try).
@@ -217,12 +220,6 @@ class GiveUp:
 
 RetryStep: TypeAlias = Retry | GiveUp
 
-DEFAULT_RETRY_POLICY = RetryPolicy()
-"""0.1 s doubling to 10 s with full jitter, for at most 30 s in all; the class defaults."""
-
-NO_RETRY = RetryPolicy(max_attempts=1, deadline=None)
-"""Try once and report the failure: for callers that want to fail fast."""
-
 
 def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -243,3 +240,10 @@ def _check_attempt(attempt: object) -> None:
 def _describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+"""0.1 s doubling to 10 s with full jitter, for at most 30 s in all; the class defaults."""
+
+NO_RETRY = RetryPolicy(max_attempts=1, deadline=None)
+"""Try once and report the failure: for callers that want to fail fast."""
