@@ -26,7 +26,8 @@ class Address:
     port: int | None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.host, str) or not self.host:
+        host: object = self.host  # validated at run time: callers may pass anything
+        if not isinstance(host, str) or not host:
             raise InvalidAddress(f"host must be a non-empty string, got {self.host!r}")
         if self.port is None:
             if not _is_socket_path(self.host):
@@ -60,12 +61,15 @@ class Address:
             return value
         if isinstance(value, str):
             return parse_address(value, default_port)
-        if isinstance(value, tuple) and len(value) == 2:
-            host, port = value
+        candidate: object = value
+        if isinstance(candidate, tuple) and len(candidate) == 2:
+            host, port = candidate
             if not isinstance(host, str):
                 raise InvalidAddress(f"host must be a string, got {host!r}")
             if port is None and not _is_socket_path(host):
                 port = default_port
+            if port is not None and not isinstance(port, int):
+                raise InvalidAddress(f"port must be an integer, got {port!r}")
             return cls(_normalise_host(host.strip("[]") if host.startswith("[") else host), port)
         raise InvalidAddress(f"cannot make an address from {value!r}")
 

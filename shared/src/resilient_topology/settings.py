@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from ._types import TopologyType
@@ -123,8 +124,8 @@ class TopologySettings:
         return cls(seeds, **_options_from_query(query))
 
 
-def _options_from_query(query: str) -> dict[str, object]:
-    options: dict[str, object] = {}
+def _options_from_query(query: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
     for raw_key, value in parse_qsl(query, keep_blank_values=True):
         key = raw_key.lower()
         if key == "replicaset":

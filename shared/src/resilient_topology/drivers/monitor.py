@@ -252,7 +252,7 @@ class AsyncMonitor:
                     task.cancel()
             elif isinstance(action, CheckNow):
                 self.request_check(action.address)
-            elif isinstance(action, ClearPool) and self._on_clear_pool is not None:
+            elif self._on_clear_pool is not None:  # ClearPool: pools belong to the caller
                 self._call_safely(self._on_clear_pool, action)
 
     def _start_task(self, address: Address) -> None:
