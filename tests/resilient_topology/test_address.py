@@ -29,7 +29,21 @@ def test_parse_normalises(text: str, host: str, port: int | None, rendered: str)
 
 @pytest.mark.parametrize(
     "text",
-    ["", " a", "a:", "a:b", "a:0", "a:65536", "[::1", "::1", "[zz]:1", "a b", "a/b:1", "[::1]x", "a:-1"],
+    [
+        "",
+        " a",
+        "a:",
+        "a:b",
+        "a:0",
+        "a:65536",
+        "[::1",
+        "::1",
+        "[zz]:1",
+        "a b",
+        "a/b:1",
+        "[::1]x",
+        "a:-1",
+    ],
 )
 def test_bad_addresses_raise_typed_errors(text: str) -> None:
     with pytest.raises(InvalidAddress) as info:

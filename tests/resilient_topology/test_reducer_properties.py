@@ -46,7 +46,7 @@ steps = st.lists(
 uris = st.sampled_from(["mongodb://a,b/?replicaSet=rs", "mongodb://a,b,c", "mongodb://a"])
 
 
-def run(uri: str, sequence: list[tuple[str, Any]]):  # type: ignore[no-untyped-def]
+def run(uri: str, sequence: list[tuple[str, Any]]):
     state = TopologyState.open(TopologySettings.from_uri(uri), "p").state
     for host, reply in sequence:
         address = Address.of(host)
@@ -76,7 +76,9 @@ def test_never_two_primaries(uri: str, sequence: list[tuple[str, Any]]) -> None:
 def test_election_order_never_goes_back_for_modern_servers(
     uri: str, sequence: list[tuple[str, Any]]
 ) -> None:
-    modern = [(h, r) for h, r in sequence if not isinstance(r, dict) or r.get("maxWireVersion") != 6]
+    modern = [
+        (h, r) for h, r in sequence if not isinstance(r, dict) or r.get("maxWireVersion") != 6
+    ]
     best: tuple[bool, bytes, bool, int] | None = None
     for _, _, _, state in run(uri, modern):
         description = state.description

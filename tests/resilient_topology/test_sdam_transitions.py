@@ -99,7 +99,8 @@ def test_unparseable_reply_is_a_failed_check() -> None:
     transition = opened().on_check_succeeded(A, {"ok": 1, "hosts": 7}, round_trip_time=0.0, now=1)
     server = transition.state.description.servers[A]
     assert server.server_type is ServerType.Unknown
-    assert server.error is not None and "hosts" in server.error
+    assert server.error is not None
+    assert "hosts" in server.error
 
 
 def test_state_change_error_requests_a_check_and_keeps_pool_on_modern_servers() -> None:

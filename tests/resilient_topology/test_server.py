@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -40,7 +40,7 @@ def test_server_type_from_reply(reply: dict[str, Any], kind: ServerType) -> None
 
 
 def test_fields_are_parsed_and_normalised() -> None:
-    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
     server = describe(
         {
             "ok": 1.0,
@@ -68,8 +68,10 @@ def test_fields_are_parsed_and_normalised() -> None:
     assert server.election_id == bytes.fromhex("000000000000000000000007")
     assert server.topology_version == TopologyVersion(b"\x00" * 12, 4)
     assert server.last_write_date == when.timestamp()
-    assert server.is_readable and not server.is_writable
-    assert server.round_trip_time == 0.01 and server.last_update_time == 5.0
+    assert server.is_readable
+    assert not server.is_writable
+    assert server.round_trip_time == 0.01
+    assert server.last_update_time == 5.0
 
 
 def test_equality_ignores_timings() -> None:
@@ -127,15 +129,32 @@ def test_unknown_keeps_error_text() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=10,
 )
 hello_keys = st.sampled_from(
     [
-        "ok", "hosts", "passives", "arbiters", "setName", "me", "primary", "tags", "setVersion",
-        "electionId", "topologyVersion", "lastWrite", "minWireVersion", "maxWireVersion",
-        "logicalSessionTimeoutMinutes", "isWritablePrimary", "secondary", "msg", "serviceId",
+        "ok",
+        "hosts",
+        "passives",
+        "arbiters",
+        "setName",
+        "me",
+        "primary",
+        "tags",
+        "setVersion",
+        "electionId",
+        "topologyVersion",
+        "lastWrite",
+        "minWireVersion",
+        "maxWireVersion",
+        "logicalSessionTimeoutMinutes",
+        "isWritablePrimary",
+        "secondary",
+        "msg",
+        "serviceId",
     ]
 )
 

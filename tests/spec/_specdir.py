@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def convert_extended_json(value: Any) -> Any:
             return int(value["$numberLong"])
         if set(value) == {"$date"}:
             millis = convert_extended_json(value["$date"])
-            return datetime.fromtimestamp(int(millis) / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
         return {k: convert_extended_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [convert_extended_json(v) for v in value]

@@ -54,7 +54,9 @@ def test_sdam_spec(path: Path) -> None:
                 transition = state.on_check_failed(address, "network error", now=float(index))
             state = _follow(transition, pending_events)
         for raw in phase.get("applicationErrors", []):
-            state = _follow(state.on_application_error(_application_error(raw, where)), pending_events)
+            state = _follow(
+                state.on_application_error(_application_error(raw, where)), pending_events
+            )
         outcome = phase["outcome"]
         if "events" in outcome:
             check_keys(where, outcome, {"events"})
@@ -180,7 +182,9 @@ def _assert_subset(where: str, want: Any, got: Any) -> None:
         by_address = {item.get("address"): item for item in got}
         assert len(want) == len(got), f"{where}: {got!r}"
         for item in want:
-            _assert_subset(f"{where}[{item.get('address')}]", item, by_address.get(item.get("address")))
+            _assert_subset(
+                f"{where}[{item.get('address')}]", item, by_address.get(item.get("address"))
+            )
     elif isinstance(want, list):
         assert sorted(want) == sorted(got), f"{where}: {got!r}"
     else:
@@ -202,7 +206,9 @@ def _render_event(event: SdamEvent) -> dict[str, Any]:
         body = {"topologyId": event.topology_id, "address": str(event.address)}
         return {"server_opening_event": body}
     if isinstance(event, ServerClosed):
-        return {"server_closed_event": {"topologyId": event.topology_id, "address": str(event.address)}}
+        return {
+            "server_closed_event": {"topologyId": event.topology_id, "address": str(event.address)}
+        }
     if isinstance(event, ServerDescriptionChanged):
         return {
             "server_description_changed_event": {

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._types import ServerType, TopologyType
 from .address import Address, parse_address
+from .backoff import DEFAULT_RETRY_POLICY, NO_RETRY, GiveUp, Retry, RetryPolicy, RetryState
 from .errors import (
     ConfigurationError,
     ConnectionFailure,
@@ -39,6 +40,17 @@ from .events import (
     TopologyDescriptionChanged,
     TopologyOpening,
 )
+from .heartbeat import HeartbeatTracker, SeedOutcome, moving_average_rtt
+from .hooks import (
+    HookRegistry,
+    LeaderChanged,
+    PrimaryChanged,
+    Reconnected,
+    ReconnectGivenUp,
+    Reconnecting,
+    ServerChanged,
+    TopologyChanged,
+)
 from .sdam import (
     ApplicationError,
     CheckNow,
@@ -50,6 +62,15 @@ from .sdam import (
     TopologyState,
     Transition,
 )
+from .selection import (
+    ReadMode,
+    ReadPreference,
+    Selection,
+    choose_in_window,
+    select_server,
+    select_servers,
+    suitable_servers,
+)
 from .server import ServerDescription, TopologyVersion
 from .settings import TopologySettings
 from .topology import TopologyDescription, reduce
@@ -60,22 +81,47 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "__version__",
     "Address",
     "ApplicationError",
     "CheckNow",
+    "choose_in_window",
     "ClearPool",
     "ConfigurationError",
     "ConnectionFailure",
+    "DEFAULT_RETRY_POLICY",
     "ErrorKind",
+    "GiveUp",
     "HandshakePhase",
     "HeartbeatFailed",
+    "HeartbeatTracker",
+    "HookRegistry",
     "InvalidAddress",
     "InvalidGossip",
     "InvalidHelloReply",
+    "LeaderChanged",
     "LocalProtocolError",
+    "moving_average_rtt",
+    "NO_RETRY",
+    "parse_address",
+    "PrimaryChanged",
     "ProtocolError",
+    "ReadMode",
+    "ReadPreference",
+    "Reconnected",
     "ReconnectExhausted",
+    "ReconnectGivenUp",
+    "Reconnecting",
+    "reduce",
     "RemoteProtocolError",
+    "Retry",
+    "RetryPolicy",
+    "RetryState",
+    "SeedOutcome",
+    "select_server",
+    "select_servers",
+    "Selection",
+    "ServerChanged",
     "ServerClosed",
     "ServerDescription",
     "ServerDescriptionChanged",
@@ -88,6 +134,8 @@ __all__ = [
     "ServerType",
     "StartMonitoring",
     "StopMonitoring",
+    "suitable_servers",
+    "TopologyChanged",
     "TopologyClosed",
     "TopologyDescription",
     "TopologyDescriptionChanged",
@@ -98,7 +146,4 @@ __all__ = [
     "TopologyType",
     "TopologyVersion",
     "Transition",
-    "__version__",
-    "parse_address",
-    "reduce",
 ]

@@ -115,14 +115,18 @@ class PymongoTopologyAdapter(
         """pymongo calls ``started`` for heartbeats, servers and topologies alike."""
         if isinstance(event, monitoring.ServerHeartbeatStartedEvent):
             address = _address(event.connection_id)
-            self._update(lambda s, t: (None, t.started(address, self._clock(), awaited=event.awaited)))
+            self._update(
+                lambda s, t: (None, t.started(address, self._clock(), awaited=event.awaited))
+            )
 
     def succeeded(self, event: monitoring.ServerHeartbeatSucceededEvent) -> None:
         address = _address(event.connection_id)
         document = event.reply.document
         awaited = bool(event.awaited)
 
-        def step(state: TopologyState, tracker: HeartbeatTracker) -> tuple[Transition, HeartbeatTracker]:
+        def step(
+            state: TopologyState, tracker: HeartbeatTracker
+        ) -> tuple[Transition, HeartbeatTracker]:
             now = self._clock()
             # An awaited (streaming) hello waits for a change: its duration is not a round trip.
             rtt = None if awaited else float(event.duration)
@@ -130,7 +134,9 @@ class PymongoTopologyAdapter(
                 address, now, rtt, awaited=awaited, reply_kind=_server_type_name(document)
             )
             average = tracker.average_rtt(address)
-            transition = state.on_check_succeeded(address, document, round_trip_time=average, now=now)
+            transition = state.on_check_succeeded(
+                address, document, round_trip_time=average, now=now
+            )
             return transition, tracker
 
         self._update(step)
@@ -139,7 +145,9 @@ class PymongoTopologyAdapter(
         address = _address(event.connection_id)
         error = event.reply
 
-        def step(state: TopologyState, tracker: HeartbeatTracker) -> tuple[Transition, HeartbeatTracker]:
+        def step(
+            state: TopologyState, tracker: HeartbeatTracker
+        ) -> tuple[Transition, HeartbeatTracker]:
             now = self._clock()
             tracker = tracker.failed(
                 address, now, error, duration=float(event.duration), awaited=bool(event.awaited)
@@ -170,7 +178,9 @@ class PymongoTopologyAdapter(
         address = _address(event.server_address)
         topology_version = _topology_version(new.topology_version)
 
-        def step(state: TopologyState, tracker: HeartbeatTracker) -> tuple[Transition, HeartbeatTracker]:
+        def step(
+            state: TopologyState, tracker: HeartbeatTracker
+        ) -> tuple[Transition, HeartbeatTracker]:
             current = state.description.servers.get(address)
             if current is None or not current.is_known:
                 return Transition(state), tracker

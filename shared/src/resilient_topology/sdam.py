@@ -173,7 +173,9 @@ class TopologyState:
         return Transition(state, tuple(events), actions)
 
     def close(self) -> Transition:
-        events: list[SdamEvent] = [ServerClosed(self.topology_id, a) for a in self.description.servers]
+        events: list[SdamEvent] = [
+            ServerClosed(self.topology_id, a) for a in self.description.servers
+        ]
         events.append(TopologyClosed(self.topology_id))
         actions = tuple(StopMonitoring(a) for a in self.description.servers)
         return Transition(self, tuple(events), actions)
@@ -258,7 +260,8 @@ class TopologyState:
         if error_version is not None and _not_newer(error_version, current.topology_version):
             return Transition(self)  # the server already told us about this change
         unknown = ServerDescription.unknown(
-            address, error.message or f"state change error {error.code}",
+            address,
+            error.message or f"state change error {error.code}",
             topology_version=error_version,
         )
         transition = self.apply(unknown)

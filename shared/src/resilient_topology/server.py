@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ._types import ServerType
@@ -20,7 +20,7 @@ from .errors import InvalidAddress, InvalidHelloReply
 
 __all__ = ["ServerDescription", "TopologyVersion", "object_id_bytes"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,9 @@ class TopologyVersion:
     def is_older_than(self, other: TopologyVersion | None) -> bool:
         """True only for the same process with a lower counter; a new process is never older."""
         return (
-            other is not None and other.process_id == self.process_id and other.counter > self.counter
+            other is not None
+            and other.process_id == self.process_id
+            and other.counter > self.counter
         )
 
 
@@ -138,9 +140,7 @@ class ServerDescription:
             set_version=parsed.optional_integer("setVersion"),
             election_id=parsed.object_id("electionId"),
             primary=parsed.address("primary"),
-            logical_session_timeout_minutes=parsed.optional_integer(
-                "logicalSessionTimeoutMinutes"
-            ),
+            logical_session_timeout_minutes=parsed.optional_integer("logicalSessionTimeoutMinutes"),
             topology_version=parsed.topology_version(),
             service_id=parsed.object_id("serviceId"),
             hello_ok=bool(reply.get("helloOk", False)),
@@ -313,7 +313,7 @@ class _HelloFields:
             return None
         if not isinstance(value, datetime):
             raise self._bad("lastWrite.lastWriteDate", "a datetime")
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return (aware - _EPOCH).total_seconds()
 
 
@@ -325,7 +325,9 @@ def topology_version_from(value: Mapping[str, Any], source: object) -> TopologyV
     try:
         process_id = object_id_bytes(value.get("processId"))
     except ValueError:
-        raise InvalidHelloReply(f"{source}: topologyVersion.processId should be an ObjectId") from None
+        raise InvalidHelloReply(
+            f"{source}: topologyVersion.processId should be an ObjectId"
+        ) from None
     return TopologyVersion(process_id, int(counter))
 
 
@@ -353,4 +355,9 @@ def _error_text(error: str | BaseException | None) -> str | None:
 
 
 def _is_non_negative(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )

@@ -63,7 +63,9 @@ class TopologySettings:
             if self.replica_set_name is not None:
                 raise ConfigurationError("loadBalanced=true cannot be combined with replicaSet")
             if self.direct_connection:
-                raise ConfigurationError("loadBalanced=true cannot be combined with directConnection")
+                raise ConfigurationError(
+                    "loadBalanced=true cannot be combined with directConnection"
+                )
         for name in ("local_threshold", "heartbeat_frequency", "server_selection_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -87,7 +89,9 @@ class TopologySettings:
 
     @classmethod
     def of(
-        cls, seeds: str | Address | list[str | Address] | tuple[str | Address, ...], **options: object
+        cls,
+        seeds: str | Address | list[str | Address] | tuple[str | Address, ...],
+        **options: object,
     ) -> TopologySettings:
         """Settings from one or several seeds given as strings or addresses."""
         items = [seeds] if isinstance(seeds, str | Address) else list(seeds)

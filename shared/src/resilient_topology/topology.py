@@ -305,17 +305,13 @@ def _update_rs_without_primary(draft: _Draft, server: ServerDescription) -> None
     if server.primary is not None:
         hinted = draft.servers.get(server.primary)
         if hinted is not None and hinted.server_type is ServerType.Unknown:
-            draft.servers[server.primary] = replace(
-                hinted, server_type=ServerType.PossiblePrimary
-            )
+            draft.servers[server.primary] = replace(hinted, server_type=ServerType.PossiblePrimary)
     if server.me is not None and server.me != server.address:
         draft.remove(server.address)
 
 
 def _update_rs_with_primary_from_member(draft: _Draft, server: ServerDescription) -> None:
-    if draft.set_name != server.set_name or (
-        server.me is not None and server.me != server.address
-    ):
+    if draft.set_name != server.set_name or (server.me is not None and server.me != server.address):
         draft.remove(server.address)
     draft.check_if_has_primary()
 

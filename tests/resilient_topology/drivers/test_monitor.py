@@ -35,14 +35,17 @@ def member(primary: bool, **extra: Any) -> dict[str, Any]:
 
 
 def settings(**options: Any) -> TopologySettings:
-    return TopologySettings.of(["a", "b"], replica_set_name="rs", heartbeat_frequency=0.5, **options)
+    return TopologySettings.of(
+        ["a", "b"], replica_set_name="rs", heartbeat_frequency=0.5, **options
+    )
 
 
 async def test_discovers_primary_and_waits_for_it() -> None:
     probe = ScriptedProbe({A: [member(True)], B: [member(False)]})
     async with AsyncMonitor(settings(), probe) as monitor:
         description = await monitor.wait_for(lambda d: d.primary is not None, timeout=5)
-        assert description.primary is not None and description.primary.address == A
+        assert description.primary is not None
+        assert description.primary.address == A
         assert description.topology_type is TopologyType.ReplicaSetWithPrimary
         await monitor.wait_for(
             lambda d: d.servers[B].server_type is ServerType.RSSecondary, timeout=5
@@ -52,7 +55,9 @@ async def test_discovers_primary_and_waits_for_it() -> None:
 
 async def test_follows_a_failover_and_reports_events() -> None:
     seen: list[SdamEvent] = []
-    probe = ScriptedProbe({A: [member(True, electionId=b"\x00" * 11 + b"\x01")], B: [member(False)]})
+    probe = ScriptedProbe(
+        {A: [member(True, electionId=b"\x00" * 11 + b"\x01")], B: [member(False)]}
+    )
     monitor = AsyncMonitor(settings(), probe, listeners=(seen.append,))
     async with monitor:
         await monitor.wait_for(lambda d: d.primary is not None, timeout=5)

@@ -19,7 +19,12 @@ from typing import Any, Protocol
 
 from ..address import Address
 from ..errors import ConfigurationError
-from ..events import SdamEvent, ServerHeartbeatFailed, ServerHeartbeatStarted, ServerHeartbeatSucceeded
+from ..events import (
+    SdamEvent,
+    ServerHeartbeatFailed,
+    ServerHeartbeatStarted,
+    ServerHeartbeatSucceeded,
+)
 from ..heartbeat import HeartbeatTracker
 from ..sdam import CheckNow, ClearPool, StartMonitoring, StopMonitoring, TopologyState, Transition
 from ..settings import TopologySettings

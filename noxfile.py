@@ -1,0 +1,149 @@
+"""Sessions for the whole repository: lint, type checks, tests (together and per package).
+
+Distributions are discovered, not listed: the core lives in ``shared/`` and every
+``packages/*/pyproject.toml`` joins the sessions automatically. A package's import name is its
+``[project].name`` with ``-`` turned into ``_``; its tests live in ``tests/<import name>/``.
+
+    nox -s lint typecheck tests        # what CI runs (see .ci/run and README.md)
+    nox -s tests -- tests/scripts -x   # posargs replace the default test paths
+    nox -s tests-resilient_topology    # one package in an environment of its own
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+TESTS = ROOT / "tests"
+CONFIG = ROOT / "pyproject.toml"
+
+# Pinned so that a new release of a tool cannot turn CI red on its own; bump deliberately.
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.9,<5"]
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.default_venv_backend = "uv|virtualenv"  # uv when installed, else virtualenv
+nox.options.error_on_external_run = True
+
+
+@dataclass(frozen=True)
+class Package:
+    folder: Path  # absolute path of the folder holding pyproject.toml
+    dist: str  # distribution name, e.g. "resilient-topology"
+    extras: tuple[str, ...]  # extras installed with it everywhere
+    test_group: tuple[str, ...]  # requirements of its [dependency-groups].test, if any
+
+    @property
+    def import_name(self) -> str:
+        return self.dist.replace("-", "_")
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.folder}[{','.join(self.extras)}]" if self.extras else str(self.folder)
+
+    @property
+    def sources(self) -> Path:
+        return self.folder / "src" / self.import_name
+
+    @property
+    def tests(self) -> list[Path]:
+        extra = [TESTS / "spec"] if self is CORE else []
+        return [TESTS / self.import_name, *extra]
+
+
+def _read(folder: Path, extras: tuple[str, ...] = ()) -> Package:
+    data = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+    group = data.get("dependency-groups", {}).get("test", [])
+    return Package(
+        folder=folder,
+        dist=data["project"]["name"],
+        extras=extras,
+        test_group=tuple(item for item in group if isinstance(item, str)),
+    )
+
+
+CORE = _read(ROOT / "shared", extras=("mongo",))
+PACKAGES = [CORE] + [_read(p.parent) for p in sorted(ROOT.glob("packages/*/pyproject.toml"))]
+BY_NAME = {package.import_name: package for package in PACKAGES}
+
+
+def _install(session: nox.Session, packages: list[Package], *extra: str) -> None:
+    """Install ``packages`` from this checkout (never an index) plus ``extra`` requirements.
+
+    Non-editable, so tests see what a wheel ships. All in one call, so a package's requirement
+    on the core is satisfied by the local core. With uv, a reused environment is refreshed.
+    """
+    reinstall = []
+    if session.venv_backend == "uv":
+        reinstall = [f"--reinstall-package={package.dist}" for package in packages]
+    groups = [req for package in packages for req in package.test_group]
+    session.install(*reinstall, *(p.requirement for p in packages), *groups, *extra)
+
+
+def _pytest(session: nox.Session, *paths: Path | str) -> None:
+    # success_codes stays at its default [0]: pytest's 5 ("no tests collected") is a failure.
+    session.run("pytest", *(str(p) for p in paths))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every distribution in one environment, the whole tests/ tree (the main run)."""
+    _install(session, PACKAGES, *TEST_DEPS)
+    _pytest(session, *(session.posargs or [str(TESTS)]))
+
+
+@nox.session
+def spec(session: nox.Session) -> None:
+    """The data-driven spec runners alone; SPEC_TESTS_DIR picks the spec JSON folder."""
+    _install(session, PACKAGES, *TEST_DEPS)
+    _pytest(session, TESTS / "spec", *session.posargs)
+
+
+def _package_tests(package: Package) -> None:
+    def run(session: nox.Session) -> None:
+        _install(session, [CORE] if package is CORE else [CORE, package], *TEST_DEPS)
+        _pytest(session, *package.tests, *session.posargs)
+
+    run.__doc__ = f"{package.dist} alone with the core, in an isolated environment."
+    nox.session(name=f"tests-{package.import_name}")(run)
+
+
+for _package in PACKAGES:
+    _package_tests(_package)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the repository."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+@nox.parametrize("name", list(BY_NAME), ids=list(BY_NAME))
+def typecheck(session: nox.Session, name: str) -> None:
+    """mypy --strict per package, with only that package (and the core) installed."""
+    package = BY_NAME[name]
+    _install(session, [CORE] if package is CORE else [CORE, package], MYPY, *TEST_DEPS)
+    cache = Path(session.create_tmp()) / "mypy_cache"
+    mypy = ["mypy", "--config-file", str(CONFIG), "--cache-dir", str(cache)]
+    session.run(*mypy, str(package.sources if package is CORE else package.folder / "src"))
+    # Tests and scripts are checked against the installed package; module names come from
+    # their paths (tests.<...>), which the relaxed "tests.*" override in pyproject.toml matches.
+    targets = [p for p in package.tests if p.is_dir()]
+    if package is CORE:
+        targets += [*TESTS.glob("*.py"), TESTS / "scripts", ROOT / "scripts"]
+    if targets:
+        session.run(*mypy, "--explicit-package-bases", *(str(p.relative_to(ROOT)) for p in targets))
+
+
+@nox.session
+def unasync(session: nox.Session) -> None:
+    """Check that every generated _sync/ module matches its _async/ source."""
+    session.run("python", str(ROOT / "scripts" / "unasync.py"), "--check", *session.posargs)

@@ -1,0 +1,174 @@
+"""The pymongo adapter fed by the real pymongo monitor, over real loopback sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo
+import pymongo.errors
+import pytest
+
+from resilient_topology import (
+    Address,
+    ConfigurationError,
+    ConnectionFailure,
+    RemoteProtocolError,
+    ServerSelectionTimeout,
+    ServerType,
+    TopologySettings,
+)
+from resilient_topology.drivers import AsyncTopologyWaiter, TopologyWaiter
+from resilient_topology.mongo import (
+    PymongoTopologyAdapter,
+    TopologySnapshot,
+    map_pymongo_errors,
+    translate_pymongo_error,
+)
+
+from ._hello_server import HelloServer
+
+
+def primary_reply(server: HelloServer) -> dict[str, Any]:
+    return {
+        "ok": 1,
+        "helloOk": True,
+        "isWritablePrimary": True,
+        "setName": "rs",
+        "hosts": [server.address],
+        "me": server.address,
+        "minWireVersion": 0,
+        "maxWireVersion": 21,
+        "logicalSessionTimeoutMinutes": 30,
+    }
+
+
+@pytest.fixture
+def primary() -> Iterator[HelloServer]:
+    with HelloServer(primary_reply) as server:
+        yield server
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def has_primary(snapshot: TopologySnapshot) -> bool:
+    return snapshot.description.primary is not None
+
+
+def test_sync_client_heartbeats_reach_the_core(primary: HelloServer) -> None:
+    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
+    adapter = PymongoTopologyAdapter.from_uri(uri)
+    waiter = TopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        snapshot = waiter.wait_for(has_primary, timeout=10)
+    finally:
+        client.close()
+    seed = Address("127.0.0.1", primary.port)
+    assert snapshot.description.servers[seed].server_type is ServerType.RSPrimary
+    assert snapshot.description.logical_session_timeout_minutes == 30
+    assert snapshot.heartbeats.seed_outcomes()[seed].status == "succeeded"
+    assert snapshot.heartbeats.average_rtt(seed) is not None
+
+
+def test_sync_client_refused_seed_is_reported_failed() -> None:
+    port = closed_port()
+    uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=200&heartbeatFrequencyMS=500"
+    adapter = PymongoTopologyAdapter.from_uri(uri)
+    waiter = TopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        snapshot = waiter.wait_for(lambda s: s.heartbeats.all_seeds_answered(), timeout=10)
+        with pytest.raises(ServerSelectionTimeout), map_pymongo_errors():
+            client.admin.command("ping")
+    finally:
+        client.close()
+    outcome = snapshot.heartbeats.seed_outcomes()[Address("127.0.0.1", port)]
+    assert outcome.status == "failed"
+    assert snapshot.description.primary is None
+
+
+async def test_async_client_heartbeats_reach_the_core(primary: HelloServer) -> None:
+    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
+    adapter = PymongoTopologyAdapter.from_uri(uri)
+    waiter = AsyncTopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        await client.aconnect()
+        snapshot = await waiter.wait_for(has_primary, timeout=10)
+    finally:
+        await client.close()
+    assert snapshot.description.primary is not None
+
+
+def test_primary_stepping_down_is_followed(primary: HelloServer) -> None:
+    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
+    adapter = PymongoTopologyAdapter.from_uri(uri)
+    waiter = TopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        waiter.wait_for(has_primary, timeout=10)
+        primary.reply = lambda s: {
+            **primary_reply(s),
+            "isWritablePrimary": False,
+            "secondary": True,
+        }
+        snapshot = waiter.wait_for(lambda s: not has_primary(s), timeout=10)
+    finally:
+        client.close()
+    assert snapshot.description.primary is None
+
+
+def test_error_translation_covers_every_connection_failure() -> None:
+    classes: list[type[BaseException]] = [pymongo.errors.ConnectionFailure]
+    seen: set[type[BaseException]] = set()
+    while classes:
+        cls = classes.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        classes.extend(cls.__subclasses__())
+        instance = cls.__new__(cls)
+        BaseException.__init__(instance, "boom")
+        translated = translate_pymongo_error(instance)
+        if issubclass(cls, pymongo.errors.ServerSelectionTimeoutError):
+            assert isinstance(translated, ServerSelectionTimeout), cls
+        else:
+            assert isinstance(translated, ConnectionFailure), cls
+    assert isinstance(
+        translate_pymongo_error(pymongo.errors.ConfigurationError("x")), ConfigurationError
+    )
+    assert isinstance(
+        translate_pymongo_error(pymongo.errors.ProtocolError("x")), RemoteProtocolError
+    )
+    assert translate_pymongo_error(pymongo.errors.DuplicateKeyError("x")) is None
+
+
+def test_map_keeps_the_cause_and_labels() -> None:
+    original = pymongo.errors.AutoReconnect("gone", errors={"errorLabels": ["RetryableWriteError"]})
+    with pytest.raises(ConnectionFailure) as info, map_pymongo_errors():
+        raise original
+    assert info.value.__cause__ is original
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_settings_from_adapter_uri_match() -> None:
+    adapter = PymongoTopologyAdapter(TopologySettings.of("x:1"))
+    assert set(adapter.description.servers) == {Address("x", 1)}
