@@ -4,7 +4,7 @@ Distributions are discovered, not listed: the core lives in ``shared/`` and ever
 ``packages/*/pyproject.toml`` joins the sessions automatically. A package's import name is its
 ``[project].name`` with ``-`` turned into ``_``; its tests live in ``tests/<import name>/``.
 
-    nox -s lint typecheck tests        # what CI runs (see .ci/run and README.md)
+    nox -s lint typecheck unasync tests        # what CI runs (see .ci/run and README.md)
     nox -s tests -- tests/scripts -x   # posargs replace the default test paths
     nox -s tests-resilient_topology    # one package in an environment of its own
 """
@@ -26,7 +26,7 @@ RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.9,<5"]
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "unasync", "tests"]
 nox.options.default_venv_backend = "uv|virtualenv"  # uv when installed, else virtualenv
 nox.options.error_on_external_run = True
 
