@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from resilient_topology import TopologyState
 from resilient_topology._types import ServerType, TopologyType
 from resilient_topology.address import Address
 from resilient_topology.errors import ConfigurationError, ConnectionFailure
@@ -20,6 +21,7 @@ from resilient_topology.hooks import (
     Reconnecting,
     ServerChanged,
     TopologyChanged,
+    topology_hook_events,
 )
 from resilient_topology.server import ServerDescription
 from resilient_topology.settings import TopologySettings
@@ -362,3 +364,27 @@ def test_receivers_may_not_change_the_dispatch_in_progress() -> None:
     registry.register(Reconnecting, first)
     registry.dispatch_sync(reconnecting())
     assert calls == ["first"]
+
+
+def test_topology_hook_events_report_server_and_primary_moves() -> None:
+    a = Address("a", 27017)
+    state = TopologyState.open(TopologySettings.of(["a", "b"], replica_set_name="rs"), "t").state
+
+    def hello(primary: bool) -> dict[str, object]:
+        return {
+            "ok": 1,
+            "setName": "rs",
+            "isWritablePrimary": primary,
+            "secondary": not primary,
+            "hosts": ["a:27017", "b:27017"],
+            "maxWireVersion": 21,
+        }
+
+    first = state.on_check_succeeded(a, hello(True), round_trip_time=0.0, now=1).state
+    events = topology_hook_events(state.description, first.description, at=1.0)
+    assert [type(e) for e in events] == [TopologyChanged, ServerChanged, PrimaryChanged]
+    assert events[-1] == PrimaryChanged(None, a, 1.0)
+    second = first.on_check_succeeded(a, hello(False), round_trip_time=0.0, now=2).state
+    moved = topology_hook_events(first.description, second.description, at=2.0)
+    assert moved[-1] == PrimaryChanged(a, None, 2.0)
+    assert topology_hook_events(second.description, second.description, at=3.0) == ()

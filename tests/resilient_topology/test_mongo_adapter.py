@@ -20,6 +20,7 @@ from resilient_topology import (
     TopologySettings,
 )
 from resilient_topology.drivers import AsyncTopologyWaiter, TopologyWaiter
+from resilient_topology.hooks import HookRegistry, PrimaryChanged
 from resilient_topology.mongo import (
     PymongoTopologyAdapter,
     TopologySnapshot,
@@ -48,6 +49,14 @@ def primary_reply(server: HelloServer) -> dict[str, Any]:
 def primary() -> Iterator[HelloServer]:
     with HelloServer(primary_reply) as server:
         yield server
+
+
+def secondary_reply(server: HelloServer) -> dict[str, Any]:
+    return {**primary_reply(server), "isWritablePrimary": False, "secondary": True}
+
+
+def sync_client(uri: str, adapter: PymongoTopologyAdapter) -> pymongo.MongoClient[dict[str, Any]]:
+    return pymongo.MongoClient(uri, event_listeners=[adapter])
 
 
 def closed_port() -> int:
@@ -134,6 +143,55 @@ def test_primary_stepping_down_is_followed(primary: HelloServer) -> None:
     finally:
         client.close()
     assert snapshot.description.primary is None
+
+
+def test_sync_hooks_hear_a_step_down(primary: HelloServer) -> None:
+    moves: list[PrimaryChanged] = []
+    hooks = HookRegistry()
+    hooks.register(PrimaryChanged, moves.append)
+    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
+    adapter = PymongoTopologyAdapter.from_uri(uri, hooks=hooks)
+    waiter = TopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        waiter.wait_for(has_primary, timeout=10)
+        primary.reply = lambda s: {
+            **primary_reply(s),
+            "isWritablePrimary": False,
+            "secondary": True,
+        }
+        waiter.wait_for(lambda s: not has_primary(s), timeout=10)
+    finally:
+        client.close()
+    seed = Address("127.0.0.1", primary.port)
+    assert [(m.previous, m.new) for m in moves] == [(None, seed), (seed, None)]
+
+
+async def test_async_hooks_run_on_the_loop(primary: HelloServer) -> None:
+    moves: list[PrimaryChanged] = []
+    hooks = HookRegistry()
+
+    async def on_primary(event: PrimaryChanged) -> None:
+        moves.append(event)
+
+    hooks.register(PrimaryChanged, on_primary)
+    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
+    adapter = PymongoTopologyAdapter.from_uri(uri, hooks=hooks)
+    waiter = AsyncTopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        await client.aconnect()
+        await waiter.wait_for(has_primary, timeout=10)
+        await adapter.wait_for_hooks()
+    finally:
+        await client.close()
+    assert moves[0].new == Address("127.0.0.1", primary.port)
 
 
 def test_error_translation_covers_every_connection_failure() -> None:

@@ -42,6 +42,8 @@ __all__ = [
     "Reconnecting",
     "ServerChanged",
     "TopologyChanged",
+    "TopologyHookEvent",
+    "topology_hook_events",
 ]
 
 logger = logging.getLogger("resilient_topology.hooks")
@@ -316,3 +318,29 @@ def _log_failure(entry: _Entry, event: object) -> None:
         type(event).__name__,
         exc_info=True,
     )
+
+
+TopologyHookEvent: TypeAlias = TopologyChanged | ServerChanged | PrimaryChanged
+
+
+def topology_hook_events(
+    previous: TopologyDescription, new: TopologyDescription, at: float
+) -> tuple[TopologyHookEvent, ...]:
+    """The hook events that going from ``previous`` to ``new`` amounts to, in a stable order.
+
+    Servers that appeared or disappeared are reported through :class:`TopologyChanged` only;
+    :class:`ServerChanged` is for a server present on both sides whose description changed.
+    """
+    if previous == new:
+        return ()
+    events: list[TopologyHookEvent] = [TopologyChanged(previous, new, at)]
+    for address, after in new.servers.items():
+        before = previous.servers.get(address)
+        if before is not None and before != after:
+            events.append(ServerChanged(address, before, after, at))
+    old_primary, new_primary = previous.primary, new.primary
+    old_address = None if old_primary is None else old_primary.address
+    new_address = None if new_primary is None else new_primary.address
+    if old_address != new_address:
+        events.append(PrimaryChanged(old_address, new_address, at))
+    return tuple(events)

@@ -16,6 +16,7 @@ Requires the ``mongo`` extra (``pip install resilient-topology[mongo]``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -35,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from . import errors
 from .address import Address
 from .heartbeat import HeartbeatTracker
+from .hooks import HookRegistry, TopologyHookEvent, topology_hook_events
 from .sdam import TopologyState, Transition
 from .server import ServerDescription, TopologyVersion, topology_version_from
 from .settings import TopologySettings
@@ -72,8 +74,11 @@ class PymongoTopologyAdapter(
         *,
         clock: Callable[[], float] = time.monotonic,
         topology_id: str = "pymongo",
+        hooks: HookRegistry | None = None,
     ) -> None:
         self._clock = clock
+        self._hooks = hooks
+        self._hook_tasks: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
         self._state = TopologyState.open(settings, topology_id).state
         self._tracker = HeartbeatTracker.for_seeds(settings.seeds)
@@ -201,6 +206,7 @@ class PymongoTopologyAdapter(
     ) -> None:
         try:
             with self._lock:
+                previous = self._state.description
                 transition, tracker = step(self._state, self._tracker)
                 self._tracker = tracker
                 if transition is not None:
@@ -214,6 +220,33 @@ class PymongoTopologyAdapter(
             _call_safely(listener, transition)
         for subscriber in list(self._subscribers):
             _call_safely(subscriber, snapshot)
+        if self._hooks and transition is not None:
+            self._fire_hooks(topology_hook_events(previous, snapshot.description, self._clock()))
+
+    def _fire_hooks(self, events: tuple[TopologyHookEvent, ...]) -> None:
+        """Sync clients call plain receivers here; on an event loop, every receiver runs in order
+        in one task the adapter keeps until it ends (see :meth:`wait_for_hooks`)."""
+        if not events or self._hooks is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            for event in events:
+                self._hooks.dispatch_sync(event)
+            return
+        task = loop.create_task(_dispatch_in_order(self._hooks, events))
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
+
+    async def wait_for_hooks(self) -> None:
+        """Wait until every hook dispatch started on the event loop has finished."""
+        while self._hook_tasks:
+            await asyncio.gather(*tuple(self._hook_tasks), return_exceptions=True)
+
+
+async def _dispatch_in_order(hooks: HookRegistry, events: tuple[TopologyHookEvent, ...]) -> None:
+    for event in events:
+        await hooks.dispatch(event)
 
 
 def _call_safely(receiver: Callable[[Any], None], value: object) -> None:

@@ -17,6 +17,7 @@ from resilient_topology import (
 )
 from resilient_topology.drivers.monitor import AsyncMonitor
 from resilient_topology.events import SdamEvent, ServerHeartbeatFailed, TopologyClosed
+from resilient_topology.hooks import HookRegistry, PrimaryChanged
 from resilient_topology.testing import ScriptedProbe
 
 A, B = Address("a", 27017), Address("b", 27017)
@@ -127,3 +128,28 @@ async def test_start_twice_is_refused() -> None:
     async with AsyncMonitor(settings(), ScriptedProbe()) as monitor:
         with pytest.raises(ConfigurationError):
             monitor.start()
+
+
+async def test_hooks_hear_the_primary_move() -> None:
+    moves: list[PrimaryChanged] = []
+    hooks = HookRegistry()
+
+    async def on_primary(event: PrimaryChanged) -> None:
+        moves.append(event)
+
+    hooks.register(PrimaryChanged, on_primary)
+    probe = ScriptedProbe(
+        {A: [member(True, electionId=b"\x00" * 11 + b"\x01")], B: [member(False)]}
+    )
+    async with AsyncMonitor(settings(), probe, hooks=hooks) as monitor:
+        await monitor.wait_for(lambda d: d.primary is not None, timeout=5)
+        probe.script(A, ConnectionRefusedError("a died"))
+        probe.script(B, member(True, electionId=b"\x00" * 11 + b"\x02"))
+        monitor.request_check(A)
+        monitor.request_check(B)
+        await monitor.wait_for(
+            lambda d: d.primary is not None and d.primary.address == B, timeout=5
+        )
+    assert moves[0].previous is None
+    assert moves[0].new == A
+    assert moves[-1].new == B

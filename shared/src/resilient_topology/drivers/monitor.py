@@ -26,6 +26,7 @@ from ..events import (
     ServerHeartbeatSucceeded,
 )
 from ..heartbeat import HeartbeatTracker
+from ..hooks import HookRegistry, topology_hook_events
 from ..sdam import CheckNow, ClearPool, StartMonitoring, StopMonitoring, TopologyState, Transition
 from ..settings import TopologySettings
 from ..topology import TopologyDescription
@@ -82,6 +83,7 @@ class AsyncMonitor:
         on_failure: OnFailure = _sdam_failure,
         listeners: tuple[EventListener, ...] = (),
         on_clear_pool: PoolClearer | None = None,
+        hooks: HookRegistry | None = None,
     ) -> None:
         timeout = settings.heartbeat_frequency if check_timeout is None else check_timeout
         if timeout <= 0:
@@ -94,6 +96,7 @@ class AsyncMonitor:
         self._on_failure = on_failure
         self._listeners = listeners
         self._on_clear_pool = on_clear_pool
+        self._hooks = hooks
         self._state: TopologyState | None = None
         self._tracker = HeartbeatTracker.for_seeds(settings.seeds)
         self._waiter: AsyncTopologyWaiter[TopologyDescription] | None = None
@@ -205,7 +208,7 @@ class AsyncMonitor:
             outcome = await self._probe_once(address, loop)
         state = self.state
         if isinstance(outcome, BaseException):
-            self._apply(self._on_failure(state, address, outcome, loop.time()))
+            transition = self._on_failure(state, address, outcome, loop.time())
         else:
             reply, _ = outcome
             average = self._tracker.average_rtt(address)
@@ -214,7 +217,14 @@ class AsyncMonitor:
                 transition = self._on_reply(state, address, reply, rtt, loop.time())
             except Exception as exc:  # a reply the rules reject is a failed check, not a crash
                 transition = self._on_failure(state, address, exc, loop.time())
-            self._apply(transition)
+        self._apply(transition)
+        if self._hooks:
+            # Receivers run in order, after the new state is visible to waiters; a slow
+            # receiver delays only this server's next check.
+            for event in topology_hook_events(
+                state.description, transition.state.description, loop.time()
+            ):
+                await self._hooks.dispatch(event)
 
     async def _probe_once(
         self, address: Address, loop: asyncio.AbstractEventLoop
