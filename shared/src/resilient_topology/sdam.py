@@ -151,14 +151,20 @@ class TopologyState:
     pool_generations: Mapping[Address, int] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: TopologySettings, topology_id: str) -> Transition:
-        """The state before any check, with the opening events and one monitor per seed."""
-        empty = replace(
-            TopologyDescription.initial(settings),
-            topology_type=TopologyType.Unknown,
-            servers=MappingProxyType({}),
-        )
-        initial = TopologyDescription.initial(settings)
+    def open(
+        cls,
+        settings: TopologySettings,
+        topology_id: str,
+        initial: TopologyDescription | None = None,
+    ) -> Transition:
+        """The state before any check, with the opening events and one monitor per seed.
+
+        ``initial`` replaces the spec's starting description, for stores whose shape is known
+        up front (an EventStore cluster is leader-based from the start).
+        """
+        if initial is None:
+            initial = TopologyDescription.initial(settings)
+        empty = replace(initial, topology_type=TopologyType.Unknown, servers=MappingProxyType({}))
         state = cls(topology_id, initial, MappingProxyType(dict.fromkeys(initial.servers, 0)))
         events: list[SdamEvent] = [
             TopologyOpening(topology_id),

@@ -84,6 +84,7 @@ class AsyncMonitor:
         listeners: tuple[EventListener, ...] = (),
         on_clear_pool: PoolClearer | None = None,
         hooks: HookRegistry | None = None,
+        initial: TopologyDescription | None = None,
     ) -> None:
         timeout = settings.heartbeat_frequency if check_timeout is None else check_timeout
         if timeout <= 0:
@@ -97,6 +98,7 @@ class AsyncMonitor:
         self._listeners = listeners
         self._on_clear_pool = on_clear_pool
         self._hooks = hooks
+        self._initial = initial
         self._state: TopologyState | None = None
         self._tracker = HeartbeatTracker.for_seeds(settings.seeds)
         self._waiter: AsyncTopologyWaiter[TopologyDescription] | None = None
@@ -120,7 +122,7 @@ class AsyncMonitor:
             raise ConfigurationError("a monitor starts once")
         asyncio.get_running_loop()  # fail early and clearly outside a loop
         self._started = True
-        opened = TopologyState.open(self._settings, self._topology_id)
+        opened = TopologyState.open(self._settings, self._topology_id, self._initial)
         self._waiter = AsyncTopologyWaiter(opened.state.description)
         self._apply(opened)
 
