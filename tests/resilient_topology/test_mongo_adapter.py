@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pymongo
@@ -55,8 +56,39 @@ def secondary_reply(server: HelloServer) -> dict[str, Any]:
     return {**primary_reply(server), "isWritablePrimary": False, "secondary": True}
 
 
-def sync_client(uri: str, adapter: PymongoTopologyAdapter) -> pymongo.MongoClient[dict[str, Any]]:
-    return pymongo.MongoClient(uri, event_listeners=[adapter])
+@contextlib.contextmanager
+def watched(
+    uri: str, hooks: HookRegistry | None = None
+) -> Iterator[tuple[TopologyWaiter[TopologySnapshot], pymongo.MongoClient[dict[str, Any]]]]:
+    """A real sync client whose monitoring feeds an adapter, and a waiter on that adapter."""
+    adapter = PymongoTopologyAdapter.from_uri(uri, hooks=hooks)
+    waiter = TopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        yield waiter, client
+    finally:
+        client.close()
+
+
+@contextlib.asynccontextmanager
+async def watched_async(
+    uri: str, hooks: HookRegistry | None = None
+) -> AsyncIterator[tuple[AsyncTopologyWaiter[TopologySnapshot], PymongoTopologyAdapter]]:
+    """The same with ``AsyncMongoClient``, whose listeners run on the event loop."""
+    adapter = PymongoTopologyAdapter.from_uri(uri, hooks=hooks)
+    waiter = AsyncTopologyWaiter(adapter.snapshot)
+    adapter.subscribe(waiter.publish)
+    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
+        uri, event_listeners=[adapter]
+    )
+    try:
+        await client.aconnect()
+        yield waiter, adapter
+    finally:
+        await client.close()
 
 
 def closed_port() -> int:
@@ -69,18 +101,13 @@ def has_primary(snapshot: TopologySnapshot) -> bool:
     return snapshot.description.primary is not None
 
 
+def replica_set_uri(server: HelloServer) -> str:
+    return f"mongodb://{server.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
+
+
 def test_sync_client_heartbeats_reach_the_core(primary: HelloServer) -> None:
-    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
-    adapter = PymongoTopologyAdapter.from_uri(uri)
-    waiter = TopologyWaiter(adapter.snapshot)
-    adapter.subscribe(waiter.publish)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        uri, event_listeners=[adapter]
-    )
-    try:
+    with watched(replica_set_uri(primary)) as (waiter, _):
         snapshot = waiter.wait_for(has_primary, timeout=10)
-    finally:
-        client.close()
     seed = Address("127.0.0.1", primary.port)
     assert snapshot.description.servers[seed].server_type is ServerType.RSPrimary
     assert snapshot.description.logical_session_timeout_minutes == 30
@@ -91,82 +118,31 @@ def test_sync_client_heartbeats_reach_the_core(primary: HelloServer) -> None:
 def test_sync_client_refused_seed_is_reported_failed() -> None:
     port = closed_port()
     uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=200&heartbeatFrequencyMS=500"
-    adapter = PymongoTopologyAdapter.from_uri(uri)
-    waiter = TopologyWaiter(adapter.snapshot)
-    adapter.subscribe(waiter.publish)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        uri, event_listeners=[adapter]
-    )
-    try:
+    with watched(uri) as (waiter, client):
         snapshot = waiter.wait_for(lambda s: s.heartbeats.all_seeds_answered(), timeout=10)
         with pytest.raises(ServerSelectionTimeout), map_pymongo_errors():
             client.admin.command("ping")
-    finally:
-        client.close()
     outcome = snapshot.heartbeats.seed_outcomes()[Address("127.0.0.1", port)]
     assert outcome.status == "failed"
     assert snapshot.description.primary is None
 
 
 async def test_async_client_heartbeats_reach_the_core(primary: HelloServer) -> None:
-    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
-    adapter = PymongoTopologyAdapter.from_uri(uri)
-    waiter = AsyncTopologyWaiter(adapter.snapshot)
-    adapter.subscribe(waiter.publish)
-    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
-        uri, event_listeners=[adapter]
-    )
-    try:
-        await client.aconnect()
+    async with watched_async(replica_set_uri(primary)) as (waiter, _):
         snapshot = await waiter.wait_for(has_primary, timeout=10)
-    finally:
-        await client.close()
     assert snapshot.description.primary is not None
 
 
-def test_primary_stepping_down_is_followed(primary: HelloServer) -> None:
-    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
-    adapter = PymongoTopologyAdapter.from_uri(uri)
-    waiter = TopologyWaiter(adapter.snapshot)
-    adapter.subscribe(waiter.publish)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        uri, event_listeners=[adapter]
-    )
-    try:
-        waiter.wait_for(has_primary, timeout=10)
-        primary.reply = lambda s: {
-            **primary_reply(s),
-            "isWritablePrimary": False,
-            "secondary": True,
-        }
-        snapshot = waiter.wait_for(lambda s: not has_primary(s), timeout=10)
-    finally:
-        client.close()
-    assert snapshot.description.primary is None
-
-
-def test_sync_hooks_hear_a_step_down(primary: HelloServer) -> None:
+def test_primary_stepping_down_is_followed_and_heard_by_hooks(primary: HelloServer) -> None:
     moves: list[PrimaryChanged] = []
     hooks = HookRegistry()
     hooks.register(PrimaryChanged, moves.append)
-    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
-    adapter = PymongoTopologyAdapter.from_uri(uri, hooks=hooks)
-    waiter = TopologyWaiter(adapter.snapshot)
-    adapter.subscribe(waiter.publish)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        uri, event_listeners=[adapter]
-    )
-    try:
+    with watched(replica_set_uri(primary), hooks) as (waiter, _):
         waiter.wait_for(has_primary, timeout=10)
-        primary.reply = lambda s: {
-            **primary_reply(s),
-            "isWritablePrimary": False,
-            "secondary": True,
-        }
-        waiter.wait_for(lambda s: not has_primary(s), timeout=10)
-    finally:
-        client.close()
+        primary.reply = secondary_reply
+        snapshot = waiter.wait_for(lambda s: not has_primary(s), timeout=10)
     seed = Address("127.0.0.1", primary.port)
+    assert snapshot.description.servers[seed].server_type is ServerType.RSSecondary
     assert [(m.previous, m.new) for m in moves] == [(None, seed), (seed, None)]
 
 
@@ -178,19 +154,9 @@ async def test_async_hooks_run_on_the_loop(primary: HelloServer) -> None:
         moves.append(event)
 
     hooks.register(PrimaryChanged, on_primary)
-    uri = f"mongodb://{primary.address}/?replicaSet=rs&heartbeatFrequencyMS=500"
-    adapter = PymongoTopologyAdapter.from_uri(uri, hooks=hooks)
-    waiter = AsyncTopologyWaiter(adapter.snapshot)
-    adapter.subscribe(waiter.publish)
-    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
-        uri, event_listeners=[adapter]
-    )
-    try:
-        await client.aconnect()
+    async with watched_async(replica_set_uri(primary), hooks) as (waiter, adapter):
         await waiter.wait_for(has_primary, timeout=10)
         await adapter.wait_for_hooks()
-    finally:
-        await client.close()
     assert moves[0].new == Address("127.0.0.1", primary.port)
 
 
