@@ -139,17 +139,51 @@ def test_shutdown_error_clears_pool() -> None:
     assert ClearPool(A, 1) in transition.actions
 
 
-def test_timeout_after_handshake_changes_nothing_but_before_does() -> None:
+def test_network_errors_by_phase() -> None:
     state = (
         opened()
         .on_check_succeeded(A, primary("a:27017", "b:27017"), round_trip_time=0.001, now=1)
         .state
     )
-    assert state.on_application_error(ApplicationError(A, ErrorKind.TIMEOUT)).state is state
-    before = state.on_application_error(
-        ApplicationError(A, ErrorKind.TIMEOUT, HandshakePhase.BEFORE)
+    unchanged = [
+        ApplicationError(A, ErrorKind.TIMEOUT),  # a slow operation
+        ApplicationError(A, ErrorKind.TIMEOUT, HandshakePhase.BEFORE),  # connecting / hello
+        ApplicationError(A, ErrorKind.NETWORK, HandshakePhase.BEFORE),
+        ApplicationError(A, ErrorKind.NETWORK, labels=frozenset({"SystemOverloadedError"})),
+    ]
+    for error in unchanged:
+        assert state.on_application_error(error).state is state, error
+    for error in (
+        ApplicationError(A, ErrorKind.NETWORK),
+        ApplicationError(A, ErrorKind.TIMEOUT, HandshakePhase.AUTHENTICATION),
+        ApplicationError(A, ErrorKind.NETWORK, HandshakePhase.AUTHENTICATION),
+    ):
+        transition = state.on_application_error(error)
+        assert transition.state.description.servers[A].server_type is ServerType.Unknown, error
+        assert ClearPool(A, 1) in transition.actions
+        assert not any(isinstance(a, CheckNow) for a in transition.actions)
+
+
+def test_overloaded_handshake_failure_is_ignored() -> None:
+    state = (
+        opened()
+        .on_check_succeeded(A, primary("a:27017", "b:27017"), round_trip_time=0.001, now=1)
+        .state
     )
-    assert before.state.description.servers[A].server_type is ServerType.Unknown
+    reply = {"ok": 0, "code": 462, "errorLabels": ["SystemOverloadedError", "RetryableError"]}
+    error = ApplicationError(A, ErrorKind.COMMAND, HandshakePhase.BEFORE, reply=reply)
+    assert state.on_application_error(error).state is state
+
+
+def test_load_balancer_stays_known_and_only_its_pool_is_cleared() -> None:
+    settings = TopologySettings.from_uri("mongodb://a/?loadBalanced=true")
+    state = TopologyState.open(settings, "t").state
+    transition = state.on_application_error(ApplicationError(A, ErrorKind.NETWORK))
+    assert transition.state.description.servers[A].server_type is ServerType.LoadBalancer
+    assert transition.actions == (ClearPool(A, 1),)
+    shutdown = ApplicationError(A, ErrorKind.COMMAND, reply={"ok": 0, "code": 91})
+    after = transition.state.on_application_error(shutdown)
+    assert after.actions == (ClearPool(A, 2),)
 
 
 def test_handshake_command_failure_marks_unknown() -> None:
@@ -190,3 +224,15 @@ def test_secondary_naming_an_unknown_primary_asks_for_a_check() -> None:
 def test_close_stops_every_monitor() -> None:
     transition = opened().close()
     assert set(transition.actions) == {StopMonitoring(A), StopMonitoring(B)}
+
+
+def test_a_server_removed_by_its_own_reply_is_reported_as_it_answered() -> None:
+    reply = primary("a:27017", "b:27017", setName="other")
+    transition = opened().on_check_succeeded(A, reply, round_trip_time=0.001, now=1)
+    changed, closed, topology = transition.events
+    assert isinstance(changed, ServerDescriptionChanged)
+    assert changed.new.server_type is ServerType.RSPrimary
+    assert changed.new.set_name == "other"
+    assert closed == ServerClosed("t", A)
+    assert isinstance(topology, TopologyDescriptionChanged)
+    assert A not in transition.state.description.servers

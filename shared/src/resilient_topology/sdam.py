@@ -41,6 +41,7 @@ __all__ = [
     "ClearPool",
     "ErrorKind",
     "HandshakePhase",
+    "SYSTEM_OVERLOADED_LABEL",
     "StartMonitoring",
     "StopMonitoring",
     "TopologyState",
@@ -90,8 +91,21 @@ class ErrorKind(enum.Enum):
 
 
 class HandshakePhase(enum.Enum):
+    """Where on a connection an error happened; the spec treats each phase differently.
+
+    ``BEFORE`` is connection establishment and the initial hello; ``AUTHENTICATION`` the optional
+    authentication step that follows (the spec files' "beforeHandshakeCompletes" does not tell
+    the two apart, so callers that know they were authenticating say so); ``AFTER`` is use of an
+    established connection.
+    """
+
     BEFORE = "beforeHandshakeCompletes"
+    AUTHENTICATION = "authentication"
     AFTER = "afterHandshakeCompletes"
+
+
+# Errors the server labels this way mean "overloaded, back off": no topology change.
+SYSTEM_OVERLOADED_LABEL = "SystemOverloadedError"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +122,14 @@ class ApplicationError:
     generation: int | None = None
     max_wire_version: int | None = None
     reply: Mapping[str, Any] = field(default_factory=dict)
+    labels: frozenset[str] = frozenset()
+
+    @property
+    def overloaded(self) -> bool:
+        """The server or driver labelled the error as back-pressure from an overloaded server."""
+        labels = self.reply.get("errorLabels")
+        reply_labels = labels if isinstance(labels, list | tuple) else ()
+        return SYSTEM_OVERLOADED_LABEL in self.labels or SYSTEM_OVERLOADED_LABEL in reply_labels
 
     @property
     def code(self) -> int | None:
@@ -225,42 +247,46 @@ class TopologyState:
         new = reduce(previous, server)
         if new is previous:
             return Transition(self)
-        return self.moved_to(new, (server.address,))
+        return self.moved_to(new, (server.address,), reported=server)
 
     # --- application errors -------------------------------------------------------------------
 
     def on_application_error(self, error: ApplicationError) -> Transition:
-        """Apply the SDAM spec's error handling to an error an operation met."""
+        """Apply the SDAM spec's error handling to an error an operation met.
+
+        In order: errors from a connection older than the last pool clear are stale; "not
+        writable primary" / "node is recovering" errors mark the server Unknown (unless their
+        topologyVersion is not newer) and ask for a check; a network error or timeout while
+        connecting or in the initial hello changes nothing, nor does a timeout on an established
+        connection; other network errors, failures while authenticating and failed handshakes
+        mark the server Unknown and clear its pool. Errors labelled as overload back-pressure
+        never change the topology.
+        """
         address = error.address
         if address not in self.description.servers:
             return Transition(self)
-        current_generation = self.pool_generation(address)
-        if error.generation is not None and error.generation < current_generation:
+        if error.generation is not None and error.generation < self.pool_generation(address):
             return Transition(self)  # the connection predates the last pool clear
-        load_balanced = self.description.topology_type is TopologyType.LoadBalanced
-        if error.kind is ErrorKind.COMMAND:
-            return self._on_command_error(error, load_balanced)
-        if error.kind is ErrorKind.TIMEOUT and error.phase is HandshakePhase.AFTER:
-            return Transition(self)  # a slow operation says nothing about the server
-        if load_balanced:
-            return self._clear_pool(address, Transition(self))
-        transition = self.apply(
-            ServerDescription.unknown(address, f"{error.kind.value} error", now=None)
-        )
+        if error.kind is ErrorKind.COMMAND and is_state_change_error(error.code, error.message):
+            return self._on_state_change_error(error)
+        if error.overloaded or not _marks_unknown(error):
+            return Transition(self)
+        if self.description.topology_type is TopologyType.LoadBalanced:
+            return self._clear_pool(address, Transition(self))  # the balancer stays known
+        reason = error.message if error.kind is ErrorKind.COMMAND else ""
+        unknown = ServerDescription.unknown(address, reason or f"{error.kind.value} error")
+        transition = self.apply(unknown)
         return transition.state._clear_pool(address, transition)
 
-    def _on_command_error(self, error: ApplicationError, load_balanced: bool) -> Transition:
+    def _on_state_change_error(self, error: ApplicationError) -> Transition:
         address = error.address
-        if not is_state_change_error(error.code, error.message):
-            if error.phase is HandshakePhase.BEFORE and error.reply.get("ok") != 1:
-                # A failed handshake (authentication, say) leaves the pool unusable.
-                if load_balanced:
-                    return self._clear_pool(address, Transition(self))
-                transition = self.apply(ServerDescription.unknown(address, error.message or None))
-                return transition.state._clear_pool(address, transition)
-            return Transition(self)
-        if load_balanced:
-            return Transition(self)
+        clears_pool = error.code in SHUTDOWN_CODES or (
+            error.max_wire_version is not None
+            and error.max_wire_version < _POOL_SURVIVES_STATE_CHANGE_WIRE_VERSION
+        )
+        if self.description.topology_type is TopologyType.LoadBalanced:
+            transition = Transition(self)
+            return self._clear_pool(address, transition) if clears_pool else transition
         current = self.description.servers[address]
         error_version = _reply_topology_version(error.reply, address)
         if error_version is not None and _not_newer(error_version, current.topology_version):
@@ -271,14 +297,8 @@ class TopologyState:
             topology_version=error_version,
         )
         transition = self.apply(unknown)
-        actions = (*transition.actions, CheckNow(address))
-        transition = replace(transition, actions=actions)
-        wire_version = error.max_wire_version
-        if error.code in SHUTDOWN_CODES or (
-            wire_version is not None and wire_version < _POOL_SURVIVES_STATE_CHANGE_WIRE_VERSION
-        ):
-            return transition.state._clear_pool(address, transition)
-        return transition
+        transition = replace(transition, actions=(*transition.actions, CheckNow(address)))
+        return transition.state._clear_pool(address, transition) if clears_pool else transition
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -294,17 +314,25 @@ class TopologyState:
         )
 
     def moved_to(
-        self, new: TopologyDescription, checked: Iterable[Address] | None = None
+        self,
+        new: TopologyDescription,
+        checked: Iterable[Address] | None = None,
+        *,
+        reported: ServerDescription | None = None,
     ) -> Transition:
         """The transition to ``new``, however it was computed (the SDAM reducer, gossip, ...).
 
         Server-changed events are published for the ``checked`` servers (every server when
         ``None``), as the spec publishes them only for the server whose check produced them.
+        For the server that ``reported``, the event carries the description as reported, even
+        when the reducer then replaced or removed it (a wrong set name, a stale primary).
         """
         previous = self.description
         events: list[SdamEvent] = []
         for address in new.servers if checked is None else checked:
             before, after = previous.servers.get(address), new.servers.get(address)
+            if reported is not None and reported.address == address:
+                after = reported
             if before is not None and after is not None and before != after:
                 events.append(ServerDescriptionChanged(self.topology_id, address, before, after))
         added = [a for a in new.servers if a not in previous.servers]
@@ -337,6 +365,18 @@ def _primary_hint(
     if before is not None and before.primary == server.primary:
         return []
     return [CheckNow(server.primary)]
+
+
+def _marks_unknown(error: ApplicationError) -> bool:
+    """Whether an error that is not a state change makes the server Unknown."""
+    if error.kind is ErrorKind.COMMAND:
+        # A command failing while the connection was being set up (authentication, say).
+        return error.phase is not HandshakePhase.AFTER and error.reply.get("ok") != 1
+    if error.phase is HandshakePhase.BEFORE:
+        return False  # connecting or the initial hello: may be overload, not an outage
+    if error.phase is HandshakePhase.AFTER:
+        return error.kind is ErrorKind.NETWORK  # a timeout may be a slow operation
+    return True  # the network failed while authenticating
 
 
 def _reply_topology_version(reply: Mapping[str, Any], address: Address) -> TopologyVersion | None:
