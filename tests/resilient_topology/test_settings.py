@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resilient_topology import TopologyType
 from resilient_topology.address import Address
@@ -61,3 +63,12 @@ def test_errors_never_echo_credentials() -> None:
 def test_duplicate_seeds_collapse() -> None:
     settings = TopologySettings.of(["a", "A:27017", "b"])
     assert settings.seeds == (Address("a", 27017), Address("b", 27017))
+
+
+@given(st.text(max_size=60))
+def test_random_uris_only_raise_configuration_errors(tail: str) -> None:
+    try:
+        settings = TopologySettings.from_uri("mongodb://" + tail)
+    except ConfigurationError:
+        return
+    assert settings.seeds
