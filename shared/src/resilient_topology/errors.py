@@ -38,6 +38,7 @@ __all__ = [
     "ServerSelectionError",
     "ServerSelectionTimeout",
     "TopologyError",
+    "describe_error",
 ]
 
 RETRYABLE_LABEL = "RetryableError"
@@ -120,3 +121,11 @@ class InvalidHelloReply(RemoteProtocolError):
 
 class InvalidGossip(RemoteProtocolError):
     """An EventStore gossip document that cannot be parsed."""
+
+
+def describe_error(error: BaseException | str) -> str:
+    """A one-line description of ``error`` for server descriptions and heartbeat records."""
+    if isinstance(error, str):
+        return error
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -21,7 +21,7 @@ from typing import Literal, TypeAlias, TypeGuard
 
 from ._types import ServerType
 from .address import Address
-from .errors import ConfigurationError, InvalidAddress
+from .errors import ConfigurationError, InvalidAddress, describe_error
 
 __all__ = [
     "RTT_ALPHA",
@@ -200,7 +200,7 @@ class HeartbeatTracker:
             replace(
                 record,
                 last_failed_at=now,
-                last_error=_error_text(error),
+                last_error=describe_error(error),
                 last_outcome="failed",
                 last_duration=duration,
                 awaited=awaited,
@@ -305,10 +305,3 @@ def _check_address(address: object) -> Address:
             "build one with Address.of or parse_address and the store's default port"
         )
     return address
-
-
-def _error_text(error: BaseException | str) -> str:
-    if isinstance(error, str):
-        return error
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

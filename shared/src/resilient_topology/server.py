@@ -16,7 +16,7 @@ from typing import Any
 
 from ._types import ServerType
 from .address import Address
-from .errors import InvalidAddress, InvalidHelloReply
+from .errors import InvalidAddress, InvalidHelloReply, describe_error
 
 __all__ = ["ServerDescription", "TopologyVersion", "object_id_bytes"]
 
@@ -90,7 +90,7 @@ class ServerDescription:
         """The description of a server not (or no longer) known to be usable."""
         return cls(
             address=address,
-            error=_error_text(error),
+            error=None if error is None else describe_error(error),
             topology_version=topology_version,
             last_update_time=now,
         )
@@ -345,13 +345,6 @@ def object_id_bytes(value: object) -> bytes:
     if isinstance(raw, bytes | bytearray) and len(raw) == 12:
         return bytes(raw)
     raise ValueError(f"not an ObjectId: {type(value).__name__}")
-
-
-def _error_text(error: str | BaseException | None) -> str | None:
-    if error is None or isinstance(error, str):
-        return error
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _is_non_negative(value: object) -> bool:
