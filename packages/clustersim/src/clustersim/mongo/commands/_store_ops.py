@@ -1,0 +1,227 @@
+"""Store work run on the store thread: mongomock calls plus the before/after images the oplog needs.
+
+Each function takes the mongomock client first and returns plain data, so it can be handed to
+:meth:`Store.run` as is and never touches the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mongomock
+from mongomock import DuplicateKeyError, OperationFailure
+
+from .base import CommandError
+
+__all__ = ["Change", "store_error"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One document-level change: what the oplog and change streams will see."""
+
+    op: str  # "i", "u", "d"
+    namespace: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    replacement: bool = False
+
+
+def store_error(exc: Exception) -> CommandError:
+    """mongomock's exception as MongoDB's error reply."""
+    if isinstance(exc, DuplicateKeyError):
+        return CommandError(11000, "DuplicateKey", f"E11000 duplicate key error: {exc}")
+    if isinstance(exc, OperationFailure):
+        code = exc.code if isinstance(exc.code, int) else 2
+        return CommandError(code, "BadValue" if code == 2 else "OperationFailed", str(exc))
+    if isinstance(exc, NotImplementedError):
+        return CommandError(115, "CommandNotSupported", f"not supported by the simulator: {exc}")
+    return CommandError(2, "BadValue", f"{type(exc).__name__}: {exc}")
+
+
+def collection(client: Any, namespace: str) -> Any:
+    database, _, name = namespace.partition(".")
+    return client[database][name]
+
+
+def insert(
+    client: Any, namespace: str, documents: Sequence[dict[str, Any]], ordered: bool
+) -> tuple[int, list[dict[str, Any]], list[Change]]:
+    coll = collection(client, namespace)
+    errors: list[dict[str, Any]] = []
+    changes: list[Change] = []
+    for index, document in enumerate(documents):
+        try:
+            coll.insert_one(document)
+        except Exception as exc:
+            error = store_error(exc)
+            errors.append({"index": index, "code": error.code, "errmsg": error.message})
+            if ordered:
+                break
+            continue
+        changes.append(Change("i", namespace, None, coll.find_one({"_id": document["_id"]})))
+    return len(changes), errors, changes
+
+
+def update(
+    client: Any, namespace: str, statements: Sequence[Mapping[str, Any]], ordered: bool
+) -> tuple[dict[str, Any], list[Change]]:
+    coll = collection(client, namespace)
+    matched = modified = 0
+    upserted: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    changes: list[Change] = []
+    for index, statement in enumerate(statements):
+        try:
+            n, m, new_id, done = _update_one_statement(coll, namespace, statement)
+        except Exception as exc:
+            error = exc if isinstance(exc, CommandError) else store_error(exc)
+            errors.append({"index": index, "code": error.code, "errmsg": error.message})
+            if ordered:
+                break
+            continue
+        matched += n
+        modified += m
+        changes.extend(done)
+        if new_id is not None:
+            upserted.append({"index": index, "_id": new_id})
+    reply: dict[str, Any] = {"n": matched + len(upserted), "nModified": modified}
+    if upserted:
+        reply["upserted"] = upserted
+    if errors:
+        reply["writeErrors"] = errors
+    return reply, changes
+
+
+def _update_one_statement(
+    coll: Any, namespace: str, statement: Mapping[str, Any]
+) -> tuple[int, int, Any, list[Change]]:
+    query = statement.get("q") or {}
+    spec = statement.get("u")
+    multi = bool(statement.get("multi"))
+    upsert = bool(statement.get("upsert"))
+    kwargs: dict[str, Any] = {}
+    if statement.get("arrayFilters") is not None:
+        kwargs["array_filters"] = statement["arrayFilters"]
+    replacement = isinstance(spec, Mapping) and not any(k.startswith("$") for k in spec)
+    if isinstance(spec, list):
+        raise CommandError(115, "CommandNotSupported", "pipeline updates are not simulated")
+    if not isinstance(spec, Mapping):
+        raise CommandError(9, "FailedToParse", "update must be a document")
+    if replacement and multi:
+        raise CommandError(9, "FailedToParse", "multi update is not supported for replacement")
+    ids = [d["_id"] for d in coll.find(query, {"_id": 1})]
+    if not multi:
+        ids = ids[:1]
+    changes: list[Change] = []
+    modified = 0
+    for doc_id in ids:
+        before = coll.find_one({"_id": doc_id})
+        if replacement:
+            coll.replace_one({"_id": doc_id}, dict(spec))
+        else:
+            coll.update_one({"_id": doc_id}, dict(spec), **kwargs)
+        after = coll.find_one({"_id": doc_id})
+        if after != before:
+            modified += 1
+            changes.append(Change("u", namespace, before, after, replacement))
+    if ids or not upsert:
+        return len(ids), modified, None, changes
+    if replacement:
+        result = coll.replace_one(query, dict(spec), upsert=True)
+    else:
+        result = coll.update_one(query, dict(spec), upsert=True, **kwargs)
+    new_id = result.upserted_id
+    changes.append(Change("i", namespace, None, coll.find_one({"_id": new_id})))
+    return 0, 0, new_id, changes
+
+
+def delete(
+    client: Any, namespace: str, statements: Sequence[Mapping[str, Any]], ordered: bool
+) -> tuple[int, list[dict[str, Any]], list[Change]]:
+    coll = collection(client, namespace)
+    removed = 0
+    errors: list[dict[str, Any]] = []
+    changes: list[Change] = []
+    for index, statement in enumerate(statements):
+        try:
+            query = statement.get("q") or {}
+            limit = int(statement.get("limit", 0))
+            documents = list(coll.find(query))
+            if limit == 1:
+                documents = documents[:1]
+            for document in documents:
+                coll.delete_one({"_id": document["_id"]})
+                changes.append(Change("d", namespace, document, None))
+            removed += len(documents)
+        except Exception as exc:
+            error = store_error(exc)
+            errors.append({"index": index, "code": error.code, "errmsg": error.message})
+            if ordered:
+                break
+    return removed, errors, changes
+
+
+def find(client: Any, namespace: str, command: Mapping[str, Any]) -> list[dict[str, Any]]:
+    coll = collection(client, namespace)
+    projection = command.get("projection") or None
+    cursor = coll.find(command.get("filter") or {}, projection)
+    sort = command.get("sort")
+    if sort:
+        cursor = cursor.sort(list(sort.items()))
+    if command.get("skip"):
+        cursor = cursor.skip(int(command["skip"]))
+    limit = int(command.get("limit") or 0)
+    if limit:
+        cursor = cursor.limit(abs(limit))
+    return list(cursor)
+
+
+def find_and_modify(
+    client: Any, namespace: str, command: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Change]]:
+    coll = collection(client, namespace)
+    query = command.get("query") or {}
+    sort = command.get("sort")
+    candidates = coll.find(query)
+    if sort:
+        candidates = candidates.sort(list(sort.items()))
+    found = next(iter(candidates.limit(1)), None)
+    fields = command.get("fields")
+    if command.get("remove"):
+        if found is None:
+            return {"lastErrorObject": {"n": 0}, "value": None}, []
+        coll.delete_one({"_id": found["_id"]})
+        return (
+            {"lastErrorObject": {"n": 1}, "value": _project(found, fields)},
+            [Change("d", namespace, found, None)],
+        )
+    statement = {
+        "q": query if found is None else {"_id": found["_id"]},
+        "u": command.get("update"),
+        "upsert": command.get("upsert", False),
+    }
+    if command.get("arrayFilters") is not None:
+        statement["arrayFilters"] = command["arrayFilters"]
+    matched, _, new_id, changes = _update_one_statement(coll, namespace, statement)
+    after_id = new_id if new_id is not None else (found["_id"] if found else None)
+    after = coll.find_one({"_id": after_id}) if after_id is not None else None
+    value = after if command.get("new") else (found if new_id is None else None)
+    last_error: dict[str, Any] = {
+        "n": 1 if (matched or new_id is not None) else 0,
+        "updatedExisting": bool(matched),
+    }
+    if new_id is not None:
+        last_error["upserted"] = new_id
+    return {"lastErrorObject": last_error, "value": _project(value, fields)}, changes
+
+
+def _project(document: dict[str, Any] | None, fields: Any) -> dict[str, Any] | None:
+    if document is None or not fields:
+        return document
+    filtered: Any = mongomock.MongoClient()["p"]["p"]
+    filtered.insert_one(document)
+    result: dict[str, Any] | None = filtered.find_one({}, fields)
+    return result

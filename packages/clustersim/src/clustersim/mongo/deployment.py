@@ -1,0 +1,267 @@
+"""The state every member of a simulated deployment shares, and the command pipeline.
+
+Members share one store, one cursor table, one retryable-write table and one set of failpoints:
+replication is perfect and instant (see the fidelity table in the README for what that cannot
+show). What differs per member is its role, which decides what it may answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bson import Binary, Int64, Timestamp
+
+from .commands import HANDLERS, READS, WRITES
+from .commands._store_ops import Change
+from .commands.base import CommandContext, CommandError
+from .cursors import Cursor, CursorTable
+from .failpoints import FailPoints
+from .store import Store
+from .topology import Roles
+
+__all__ = ["Deployment", "Outcome"]
+
+_ALWAYS_ALLOWED = frozenset(
+    {
+        "hello",
+        "ismaster",
+        "ping",
+        "buildinfo",
+        "endsessions",
+        "killcursors",
+        "configurefailpoint",
+        "replsetgetstatus",
+        "replsetstepdown",
+        "getparameter",
+        "serverstatus",
+        "getlog",
+        "connectionstatus",
+    }
+)
+_RETRYABLE = frozenset({"insert", "update", "delete", "findandmodify"})
+
+
+class Outcome:
+    """A command's reply, or an instruction to drop the connection without one."""
+
+    __slots__ = ("close", "reply")
+
+    def __init__(self, reply: dict[str, Any] | None, *, close: bool = False) -> None:
+        self.reply = reply
+        self.close = close
+
+
+class Deployment:
+    """Roles, storage and the command pipeline of one simulated deployment."""
+
+    def __init__(self, roles: Roles) -> None:
+        self.roles = roles
+        self.store = Store()
+        self.cursors = CursorTable()
+        self.failpoints = FailPoints()
+        self.retryable: dict[tuple[bytes, int], dict[str, Any]] = {}
+        self.election_delay = 0.0
+        self._roles_changed = asyncio.Event()
+        self._cluster_seconds = 0
+        self._cluster_increment = 0
+        self._election: asyncio.TimerHandle | None = None
+        self._uuids: dict[str, Binary] = {}
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def cluster_time(self) -> Timestamp:
+        """A strictly increasing cluster time."""
+        now = int(time.time())
+        if now > self._cluster_seconds:
+            self._cluster_seconds, self._cluster_increment = now, 1
+        else:
+            self._cluster_increment += 1
+        return Timestamp(self._cluster_seconds, self._cluster_increment)
+
+    # --- roles --------------------------------------------------------------------------------
+
+    def notify_roles_changed(self) -> None:
+        """Wake every awaitable hello: the members' topology versions moved."""
+        changed, self._roles_changed = self._roles_changed, asyncio.Event()
+        changed.set()
+
+    async def wait_roles_changed(self, timeout: float) -> None:
+        event = self._roles_changed
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            return
+
+    def schedule_election(self, exclude: int | None) -> None:
+        """Elect a new primary after the election delay (a window with no primary)."""
+        if self._election is not None:
+            self._election.cancel()
+        loop = asyncio.get_running_loop()
+        self._election = loop.call_later(self.election_delay, self._hold_election, exclude)
+
+    def _hold_election(self, exclude: int | None) -> None:
+        self._election = None
+        if self.roles.primary is not None:
+            return
+        winner = self.roles.next_primary(exclude)
+        if winner is not None:
+            self.roles.elect(winner)
+            self.notify_roles_changed()
+
+    def step_down(self) -> int | None:
+        """The primary steps down; another member is elected after the election delay."""
+        old = self.roles.step_down()
+        self.notify_roles_changed()
+        self.schedule_election(exclude=old)
+        return old
+
+    def cancel_election(self) -> None:
+        if self._election is not None:
+            self._election.cancel()
+            self._election = None
+
+    def close(self) -> None:
+        self.cancel_election()
+        self.cursors.clear()
+        self.store.close()
+
+    # --- the change log (oplog and change streams) ---------------------------------------------
+
+    def collection_uuid(self, namespace: str) -> Binary:
+        uuid = self._uuids.get(namespace)
+        if uuid is None:
+            uuid = self._uuids[namespace] = Binary(os.urandom(16), 4)
+        return uuid
+
+    def record(self, changes: Sequence[Change]) -> None:
+        """Log document changes (oplog, change streams); called after the store applied them."""
+        for change in changes:
+            self.collection_uuid(change.namespace)
+
+    def record_command(self, database: str, command: Mapping[str, Any]) -> None:
+        """Log a catalogue change (create, drop, dropDatabase)."""
+
+    async def open_tailable(self, context: CommandContext) -> dict[str, Any]:
+        raise CommandError(115, "CommandNotSupported", "tailable cursors are not simulated yet")
+
+    async def open_change_stream(
+        self, context: CommandContext, pipeline: list[Any]
+    ) -> dict[str, Any]:
+        raise CommandError(115, "CommandNotSupported", "change streams are not simulated yet")
+
+    async def await_data(
+        self, cursor: Cursor, size: int | None, wait: float
+    ) -> list[dict[str, Any]]:
+        return []
+
+    # --- the command pipeline -----------------------------------------------------------------
+
+    async def execute(self, context: CommandContext) -> Outcome:
+        name = context.name
+        handler = HANDLERS.get(name)
+        if handler is None:
+            error = CommandError(
+                59, "CommandNotFound", f"no such command: '{next(iter(context.command))}'"
+            )
+            return Outcome(self.finish(error.reply()))
+        failure = (
+            self.failpoints.take(name, context.app_name) if name != "configurefailpoint" else None
+        )
+        if failure is not None:
+            block = failure.get("blockTimeMS") if failure.get("blockConnection") else None
+            if block:
+                await asyncio.sleep(float(block) / 1000)
+            if failure.get("closeConnection"):
+                return Outcome(None, close=True)
+            if "errorCode" in failure:
+                return Outcome(self.finish(self._failpoint_error(context, failure)))
+        try:
+            self._check_role(context)
+            reply = await self._run(context, handler)
+        except CommandError as error:
+            reply = error.reply()
+        if failure is not None and "writeConcernError" in failure and reply.get("ok") == 1:
+            wce = dict(failure["writeConcernError"])
+            reply["writeConcernError"] = {k: v for k, v in wce.items() if k != "errorLabels"}
+            if wce.get("errorLabels"):
+                reply["errorLabels"] = list(wce["errorLabels"])
+        return Outcome(self.finish(reply))
+
+    async def _run(self, context: CommandContext, handler: Any) -> dict[str, Any]:
+        key = self._retry_key(context)
+        if key is not None and key in self.retryable:
+            return copy.deepcopy(self.retryable[key])
+        reply: dict[str, Any] = await handler(context)
+        if key is not None and reply.get("ok") == 1:
+            self.retryable[key] = copy.deepcopy(reply)
+        return reply
+
+    def _retry_key(self, context: CommandContext) -> tuple[bytes, int] | None:
+        if context.name not in _RETRYABLE:
+            return None
+        lsid = context.command.get("lsid")
+        txn = context.command.get("txnNumber")
+        if not isinstance(lsid, Mapping) or not isinstance(txn, int):
+            return None
+        session = lsid.get("id")
+        raw = bytes(session) if isinstance(session, Binary | bytes) else repr(session).encode()
+        return (raw, int(txn))
+
+    def _check_role(self, context: CommandContext) -> None:
+        name = context.name
+        if name in _ALWAYS_ALLOWED or self.roles.is_writable(context.member):
+            return
+        extra = {"topologyVersion": self.roles.topology_version(context.member)}
+        if name in WRITES:
+            labels = (
+                ["RetryableWriteError"]
+                if "txnNumber" in context.command or name in _RETRYABLE
+                else []
+            )
+            raise CommandError(
+                10107, "NotWritablePrimary", "not primary", labels=labels, extra=extra
+            )
+        if name in READS and not _secondary_ok(context.command):
+            raise CommandError(
+                13435,
+                "NotPrimaryNoSecondaryOk",
+                "not primary and secondaryOk=false",
+                labels=["RetryableReadError"],
+                extra=extra,
+            )
+
+    def _failpoint_error(
+        self, context: CommandContext, failure: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        code = int(failure["errorCode"])
+        reply: dict[str, Any] = {
+            "ok": 0.0,
+            "code": code,
+            "codeName": f"Error{code}",
+            "errmsg": f"Failing command {context.name} via failCommand",
+        }
+        labels = failure.get("errorLabels")
+        if labels:
+            reply["errorLabels"] = list(labels)
+        reply["topologyVersion"] = self.roles.topology_version(context.member)
+        return reply
+
+    def finish(self, reply: dict[str, Any]) -> dict[str, Any]:
+        now = self.cluster_time()
+        reply["$clusterTime"] = {
+            "clusterTime": now,
+            "signature": {"hash": Binary(b"\x00" * 20), "keyId": Int64(0)},
+        }
+        reply["operationTime"] = now
+        return reply
+
+
+def _secondary_ok(command: Mapping[str, Any]) -> bool:
+    preference = command.get("$readPreference")
+    return isinstance(preference, Mapping) and preference.get("mode", "primary") != "primary"
