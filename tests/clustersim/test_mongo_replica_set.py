@@ -12,7 +12,7 @@ import pytest
 from clustersim.mongo import ReplicaSet
 from pymongo import MongoClient
 
-FAST = {"heartbeatFrequencyMS": 500, "serverSelectionTimeoutMS": 10_000}
+FAST: dict[str, Any] = {"heartbeatFrequencyMS": 500, "serverSelectionTimeoutMS": 10_000}
 
 
 @pytest.fixture

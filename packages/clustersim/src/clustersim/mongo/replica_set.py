@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from ..errors import SimulatorConfigurationError
 from .deployment import Deployment
@@ -53,7 +53,7 @@ class ReplicaSet:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> ReplicaSet:
+    def __enter__(self) -> Self:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -76,7 +76,7 @@ class ReplicaSet:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> ReplicaSet:
+    async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
         await self._start()
         return self
