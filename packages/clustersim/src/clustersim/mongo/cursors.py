@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,8 @@ __all__ = ["Cursor", "CursorTable"]
 class Cursor:
     """A cursor's remaining results, or a live source for tailable and change-stream cursors.
 
-    ``refill`` (tailable cursors) returns new results when called; ``post_batch`` adds fields such
-    as ``postBatchResumeToken`` to every batch.
+    ``refill`` (tailable cursors) fetches what arrived since the last batch; ``post_batch`` adds
+    fields such as ``postBatchResumeToken`` to every batch.
     """
 
     id: int
@@ -28,12 +28,15 @@ class Cursor:
     pending: deque[dict[str, Any]] = field(default_factory=deque)
     tailable: bool = False
     await_data: bool = False
-    refill: Callable[[], list[dict[str, Any]]] | None = None
+    refill: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
     post_batch: Callable[[], dict[str, Any]] | None = None
 
-    def take(self, count: int | None) -> list[dict[str, Any]]:
+    async def fill(self) -> None:
+        """Fetch new results of a tailable cursor when those already fetched are used up."""
         if self.refill is not None and not self.pending:
-            self.pending.extend(self.refill())
+            self.pending.extend(await self.refill())
+
+    def take(self, count: int | None) -> list[dict[str, Any]]:
         limit = len(self.pending) if count is None or count <= 0 else count
         return [self.pending.popleft() for _ in range(min(limit, len(self.pending)))]
 

@@ -12,10 +12,13 @@ import copy
 import os
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import Binary, Int64, Timestamp
 
+from . import oplog, tailing
+from .changestreams import CommandFailure
 from .commands import HANDLERS, READS, WRITES
 from .commands._store_ops import Change
 from .commands.base import CommandContext, CommandError
@@ -71,6 +74,9 @@ class Deployment:
         self._cluster_increment = 0
         self._election: asyncio.TimerHandle | None = None
         self._uuids: dict[str, Binary] = {}
+        self.oplog = oplog.Oplog()
+        self.oplog_clock = oplog.OplogClock(time.time)
+        self._oplog_grew = asyncio.Event()
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -140,25 +146,73 @@ class Deployment:
         return uuid
 
     def record(self, changes: Sequence[Change]) -> None:
-        """Log document changes (oplog, change streams); called after the store applied them."""
+        """Log document changes in the oplog, after the store applied them."""
+        term = self.roles.term
         for change in changes:
-            self.collection_uuid(change.namespace)
+            ns, ui = change.namespace, self.collection_uuid(change.namespace)
+            if change.op == "i" and change.after is not None:
+                entry = oplog.insert_entry(self.oplog_clock.tick(), term, ns, ui, change.after)
+            elif change.op == "d" and change.before is not None:
+                entry = oplog.delete_entry(
+                    self.oplog_clock.tick(), term, ns, ui, change.before["_id"]
+                )
+            elif change.before is not None and change.after is not None:
+                if change.replacement:
+                    body: dict[str, Any] = {"replacement": change.after}
+                else:
+                    diff = oplog.update_diff(change.before, change.after)
+                    if not diff:
+                        continue
+                    body = {"diff": diff}
+                entry = oplog.update_entry(
+                    self.oplog_clock.tick(), term, ns, ui, change.before["_id"], **body
+                )
+            else:
+                continue
+            self.oplog.append(entry)
+        if changes:
+            self._logged()
 
     def record_command(self, database: str, command: Mapping[str, Any]) -> None:
         """Log a catalogue change (create, drop, dropDatabase)."""
+        name = command.get("create") or command.get("drop")
+        ui = self.collection_uuid(f"{database}.{name}") if isinstance(name, str) else None
+        entry = oplog.command_entry(
+            self.oplog_clock.tick(), self.roles.term, database, command, ui=ui
+        )
+        self.oplog.append(entry)
+        self._logged()
 
-    async def open_tailable(self, context: CommandContext) -> dict[str, Any]:
-        raise CommandError(115, "CommandNotSupported", "tailable cursors are not simulated yet")
-
-    async def open_change_stream(
-        self, context: CommandContext, pipeline: list[Any]
-    ) -> dict[str, Any]:
-        raise CommandError(115, "CommandNotSupported", "change streams are not simulated yet")
+    def _logged(self) -> None:
+        self.roles.last_write = datetime.now(UTC)
+        grew, self._oplog_grew = self._oplog_grew, asyncio.Event()
+        grew.set()
 
     async def await_data(
         self, cursor: Cursor, size: int | None, wait: float
     ) -> list[dict[str, Any]]:
-        return []
+        """Wait up to ``wait`` seconds for a tailable cursor to have something new."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            grew = self._oplog_grew
+            await cursor.fill()
+            batch = cursor.take(size)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if batch or remaining <= 0 or not cursor.tailable:
+                return batch
+            try:
+                async with asyncio.timeout(remaining):
+                    await grew.wait()
+            except TimeoutError:
+                pass
+
+    async def open_tailable(self, context: CommandContext) -> dict[str, Any]:
+        return await tailing.open_oplog_cursor(self, context)
+
+    async def open_change_stream(
+        self, context: CommandContext, pipeline: list[Any]
+    ) -> dict[str, Any]:
+        return await tailing.open_change_stream(self, context, pipeline)
 
     # --- the command pipeline -----------------------------------------------------------------
 
@@ -186,6 +240,8 @@ class Deployment:
             reply = await self._run(context, handler)
         except CommandError as error:
             reply = error.reply()
+        except CommandFailure as exc:
+            reply = exc.reply()
         if failure is not None and "writeConcernError" in failure and reply.get("ok") == 1:
             wce = dict(failure["writeConcernError"])
             reply["writeConcernError"] = {k: v for k, v in wce.items() if k != "errorLabels"}

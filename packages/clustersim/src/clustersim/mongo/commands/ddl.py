@@ -49,7 +49,14 @@ async def drop(context: CommandContext) -> dict[str, Any]:
 
 async def drop_database(context: CommandContext) -> dict[str, Any]:
     database = context.database
-    await context.deployment.store.run(lambda client: client.drop_database(database))
+
+    def work(client: Any) -> list[str]:
+        names = sorted(client[database].list_collection_names())
+        client.drop_database(database)
+        return names
+
+    for name in await context.deployment.store.run(work):
+        context.deployment.record_command(database, {"drop": name})  # as the server logs it
     context.deployment.record_command(database, {"dropDatabase": 1})
     return {"dropped": database, "ok": 1.0}
 

@@ -90,6 +90,7 @@ async def get_more(context: CommandContext) -> dict[str, Any]:
     namespace = f"{context.database}.{name}"
     cursor = context.deployment.cursors.get(command.get("getMore"), namespace)
     size = _batch_size(command.get("batchSize"), None)
+    await cursor.fill()
     batch = cursor.take(size)
     if not batch and cursor.await_data:
         max_time = command.get("maxTimeMS")
