@@ -59,3 +59,25 @@ async def test_sync_controls_are_refused_where_they_would_block_the_loop() -> No
     async with ReplicaSet(members=1) as rs:
         with pytest.raises(Exception, match="await"):
             rs.restart(0)
+
+
+async def test_async_change_stream_resumes_across_a_kill() -> None:
+    async with ReplicaSet(members=3) as rs:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(rs.uri, **FAST)
+        try:
+            coll = client.test[f"acs_{uuid.uuid4().hex[:8]}"]
+            seen: list[int] = []
+            async with await coll.watch() as stream:
+                for n in range(40):
+                    await coll.insert_one({"n": n})
+                    if n == 20:
+                        old = rs.primary
+                        assert old is not None
+                        await rs.akill(old)
+                        await rs.arestart(old)
+                while len(seen) < 40:
+                    event = await stream.next()
+                    seen.append(event["fullDocument"]["n"])
+        finally:
+            await client.close()
+    assert seen == list(range(40))
