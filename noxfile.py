@@ -144,6 +144,13 @@ def typecheck(session: nox.Session, name: str) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """The clustersim benchmark: pymongo against a simulated replica set (about 30 s)."""
+    _install(session, PACKAGES, *TEST_DEPS)
+    session.run("python", str(ROOT / "bench" / "clustersim_mongo.py"), *session.posargs)
+
+
+@nox.session
 def unasync(session: nox.Session) -> None:
     """Check that every generated _sync/ module matches its _async/ source."""
     session.run("python", str(ROOT / "scripts" / "unasync.py"), "--check", *session.posargs)

@@ -6,6 +6,7 @@ Each function takes the mongomock client first and returns plain data, so it can
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,8 @@ def insert(
             if ordered:
                 break
             continue
-        changes.append(Change("i", namespace, None, coll.find_one({"_id": document["_id"]})))
+        # The stored document is the one sent: log a copy rather than scan for it again.
+        changes.append(Change("i", namespace, None, copy.deepcopy(document)))
     return len(changes), errors, changes
 
 

@@ -31,9 +31,10 @@ def _reply(n: int, errors: list[dict[str, Any]], **extra: Any) -> dict[str, Any]
 
 async def insert(context: CommandContext) -> dict[str, Any]:
     namespace = context.namespace
-    documents = _statements(context, "documents")
-    for document in documents:
-        document.setdefault("_id", ObjectId())
+    # mongod stores _id first, adding one when the client did not.
+    documents = [
+        d if "_id" in d else {"_id": ObjectId(), **d} for d in _statements(context, "documents")
+    ]
     ordered = bool(context.command.get("ordered", True))
     n, errors, changes = await context.deployment.store.run(
         lambda client: ops.insert(client, namespace, documents, ordered)
