@@ -12,7 +12,7 @@ import pymongo.errors
 import pytest
 from bson import Timestamp
 from clustersim.mongo import ReplicaSet
-from pymongo import CursorType, MongoClient
+from pymongo import CursorType, MongoClient, monitoring
 
 FAST: dict[str, Any] = {"heartbeatFrequencyMS": 500, "serverSelectionTimeoutMS": 10_000}
 
@@ -159,3 +159,52 @@ def test_drop_invalidates_a_collection_stream(simulated: ReplicaSet) -> None:
             assert stream.next()["operationType"] == "drop"
             assert stream.next()["operationType"] == "invalidate"
             assert not stream.alive
+
+
+class FailedCommands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.codes: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.codes.append(int(event.failure.get("code", 0)))
+
+
+def test_a_tail_that_falls_off_the_capped_oplog_gets_capped_position_lost() -> None:
+    failures = FailedCommands()
+    with (
+        ReplicaSet(members=1, oplog_entries=5) as rs,
+        MongoClient(rs.uri, event_listeners=[failures], **FAST) as client,
+    ):
+        coll = client.test.capped
+        coll.insert_one({"n": 0})
+        first = client.local["oplog.rs"].find_one(sort=[("$natural", -1)])
+        assert first is not None
+        cursor = client.local["oplog.rs"].find(
+            {"ts": {"$gt": first["ts"]}}, cursor_type=CursorType.TAILABLE_AWAIT
+        )
+        assert next(cursor, None) is None  # nothing new yet; the cursor stays open
+        alive_before = cursor.alive
+        coll.insert_many([{"n": n} for n in range(1, 10)])  # more than the oplog keeps
+        assert next(cursor, None) is None
+        alive_after = cursor.alive  # pymongo ends a tailable cursor on CappedPositionLost
+    assert (alive_before, alive_after) == (True, False)
+    assert failures.codes == [136]
+
+
+def test_start_at_operation_time_and_start_after(simulated: ReplicaSet) -> None:
+    with MongoClient(simulated.uri, **FAST) as client:
+        coll = client.test[f"start_{uuid.uuid4().hex[:8]}"]
+        with coll.watch() as stream:
+            coll.insert_one({"n": 1})
+            first = stream.next()
+        coll.insert_one({"n": 2})
+        with coll.watch(start_at_operation_time=first["clusterTime"]) as replay:
+            assert [replay.next()["fullDocument"]["n"] for _ in range(2)] == [1, 2]
+        with coll.watch(start_after=first["_id"]) as after:
+            assert after.next()["fullDocument"]["n"] == 2

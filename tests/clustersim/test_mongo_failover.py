@@ -220,3 +220,34 @@ def test_partitioned_primary_is_replaced(simulated: ReplicaSet) -> None:
         assert rs.primary not in (None, 0)
         rs.heal(0)
         assert client.test.part.count_documents({}) == 2
+
+
+def test_slow_member_delays_its_replies(simulated: ReplicaSet) -> None:
+    rs = simulated
+    with MongoClient(rs.uri, **FAST) as client:
+        client.admin.command("ping")
+        rs.slow(0, 200)
+        started = time.monotonic()
+        client.admin.command("ping")
+        assert time.monotonic() - started >= 0.18
+        rs.slow(0, 0)
+
+
+def test_repl_set_get_status_reports_every_member(simulated: ReplicaSet) -> None:
+    with MongoClient(simulated.uri, **FAST) as client:
+        status = client.admin.command("replSetGetStatus")
+    assert status["set"] == "rs0"
+    assert [m["stateStr"] for m in status["members"]] == ["PRIMARY", "SECONDARY", "SECONDARY"]
+
+
+def test_cursors_closed_early_are_killed(simulated: ReplicaSet) -> None:
+    with MongoClient(simulated.uri, **FAST) as client:
+        coll = client.test[f"kill_{uuid.uuid4().hex[:8]}"]
+        coll.insert_many([{"n": n} for n in range(50)])
+        cursor = coll.find(batch_size=5)
+        next(cursor)
+        cursor_id = cursor.cursor_id
+        assert cursor_id
+        cursor.close()  # sends killCursors
+        reply = client.test.command("killCursors", coll.name, cursors=[cursor_id])
+        assert reply["cursorsNotFound"] == [cursor_id]

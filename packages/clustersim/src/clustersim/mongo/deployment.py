@@ -62,7 +62,7 @@ class Outcome:
 class Deployment:
     """Roles, storage and the command pipeline of one simulated deployment."""
 
-    def __init__(self, roles: Roles) -> None:
+    def __init__(self, roles: Roles, *, oplog_entries: int = oplog.DEFAULT_MAX_ENTRIES) -> None:
         self.roles = roles
         self.store = Store()
         self.cursors = CursorTable()
@@ -74,7 +74,7 @@ class Deployment:
         self._cluster_increment = 0
         self._election: asyncio.TimerHandle | None = None
         self._uuids: dict[str, Binary] = {}
-        self.oplog = oplog.Oplog()
+        self.oplog = oplog.Oplog(oplog_entries)
         self.oplog_clock = oplog.OplogClock(time.time)
         self._oplog_grew = asyncio.Event()
 

@@ -16,6 +16,7 @@ from typing import Any, Self, TypeVar
 from ..errors import SimulatorConfigurationError
 from .deployment import Deployment
 from .member import MemberServer
+from .oplog import DEFAULT_MAX_ENTRIES
 from .topology import Member, MonitoringMode, Roles
 
 __all__ = ["ReplicaSet", "Router", "Standalone"]
@@ -36,6 +37,7 @@ class ReplicaSet:
         host: str = "127.0.0.1",
         polling: bool = False,
         election_delay: float = 0.0,
+        oplog_entries: int = DEFAULT_MAX_ENTRIES,
         _standalone: bool = False,
         _router: bool = False,
     ) -> None:
@@ -45,6 +47,9 @@ class ReplicaSet:
         listed = [Member(i, host, (ports or [0] * members)[i]) for i in range(members)]
         self._roles = Roles(name, listed, mode=mode, standalone=_standalone, router=_router)
         self._initial_election_delay = election_delay
+        if oplog_entries < 1:
+            raise SimulatorConfigurationError("the oplog must hold at least one entry")
+        self._oplog_entries = oplog_entries
         self._deployment: Deployment | None = None
         self._servers: list[MemberServer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,7 +104,7 @@ class ReplicaSet:
             await self._stop()
 
     async def _start(self) -> None:
-        self._deployment = Deployment(self._roles)
+        self._deployment = Deployment(self._roles, oplog_entries=self._oplog_entries)
         self._deployment.election_delay = self._initial_election_delay
         self._servers = [MemberServer(self._deployment, m.index) for m in self._roles.members]
         for server in self._servers:

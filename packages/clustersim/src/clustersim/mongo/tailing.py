@@ -60,6 +60,10 @@ async def open_oplog_cursor(deployment: Deployment, context: CommandContext) -> 
     position: list[Timestamp | None] = [after]
 
     async def refill() -> list[dict[str, Any]]:
+        if position[0] is not None and not deployment.oplog.has_history_since(position[0]):
+            raise CommandError(
+                136, "CappedPositionLost", "the tailable cursor's position was overwritten"
+            )
         entries = deployment.oplog.entries_after(position[0])
         if entries:
             position[0] = entries[-1]["ts"]
