@@ -11,6 +11,7 @@ Distributions are discovered, not listed: the core lives in ``shared/`` and ever
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +79,24 @@ def _install(session: nox.Session, packages: list[Package], *extra: str) -> None
     Non-editable, so tests see what a wheel ships. All in one call, so a package's requirement
     on the core is satisfied by the local core. With uv, a reused environment is refreshed.
     """
+    wanted = list(packages)
+    groups: list[str] = []
+    for requirement in (req for package in packages for req in package.test_group):
+        local = _repo_package(requirement)
+        if local is None:
+            groups.append(requirement)
+        elif local not in wanted:
+            wanted.append(local)  # a sibling test dependency: from this checkout, not an index
     reinstall = []
     if session.venv_backend == "uv":
-        reinstall = [f"--reinstall-package={package.dist}" for package in packages]
-    groups = [req for package in packages for req in package.test_group]
-    session.install(*reinstall, *(p.requirement for p in packages), *groups, *extra)
+        reinstall = [f"--reinstall-package={package.dist}" for package in wanted]
+    session.install(*reinstall, *(p.requirement for p in wanted), *groups, *extra)
+
+
+def _repo_package(requirement: str) -> Package | None:
+    """The repository's own distribution a requirement names, if it names one."""
+    name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].strip().lower()
+    return next((p for p in PACKAGES if p.dist.lower() == name), None)
 
 
 def _pytest(session: nox.Session, *paths: Path | str) -> None:

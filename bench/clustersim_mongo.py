@@ -144,9 +144,8 @@ def write_loop(rs: ReplicaSet) -> Writes:
         thread.start()
         try:
             for _ in range(STEP_DOWNS):
-                # Each primary lives longer than a heartbeat, so a polling client can see it.
-                # The gaps are random: a fixed period near the heartbeat's could let every
-                # election land just after pymongo's (synchronised) polls, hiding each primary.
+                # Each primary outlives a heartbeat; random gaps, as a period near the heartbeat's
+                # can land every election just after pymongo's polls and hide each new primary.
                 time.sleep(ELECTION_DELAY + HEARTBEAT_MS / 1000 + rng.uniform(0.1, 0.5))
                 if rs.step_down() is None:
                     raise RuntimeError("step_down found no primary")
@@ -158,20 +157,12 @@ def write_loop(rs: ReplicaSet) -> Writes:
     return writes
 
 
-def header() -> str:
-    return "\n".join(
-        [
-            "clustersim mongo benchmark: pymongo against a simulated 3-member replica set",
-            f"machine   {platform.platform()}, {os.cpu_count()} CPUs",
-            f"date      {datetime.now(UTC).isoformat(timespec='seconds')}",
-            f"versions  Python {platform.python_version()}, pymongo {pymongo.__version__}, "
-            f"clustersim {clustersim.__version__}",
-        ]
-    )
-
-
 def main() -> int:
-    print(header(), end="\n\n", flush=True)
+    print("clustersim mongo benchmark: pymongo against a simulated 3-member replica set")
+    print(f"machine   {platform.platform()}, {os.cpu_count()} CPUs")
+    print(f"date      {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"versions  Python {platform.python_version()}, pymongo {pymongo.__version__}, ", end="")
+    print(f"clustersim {clustersim.__version__}", end="\n\n", flush=True)
     with ReplicaSet(members=MEMBERS, name="rs0") as rs:
         rates = throughput(rs)
     print(f"{'operation (streaming set)':<32}{'ops/s':>10}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from typing import Any
@@ -67,3 +68,17 @@ def test_sizes_out_of_range_are_refused() -> None:
         ReplicaSet(members=0)
     with pytest.raises(SimulatorConfigurationError):
         ReplicaSet(members=8)
+
+
+def test_a_port_in_use_fails_cleanly_without_leaving_members_listening() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            free_port = free.getsockname()[1]
+        with pytest.raises(SimulatorConfigurationError, match="cannot start"):
+            ReplicaSet(members=2, ports=[free_port, port]).__enter__()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", free_port)) != 0  # the first member was closed

@@ -25,7 +25,7 @@ from .commands.base import CommandContext, CommandError
 from .cursors import Cursor, CursorTable
 from .failpoints import FailPoints
 from .store import Store
-from .topology import Roles
+from .topology import MonitoringMode, Roles
 
 __all__ = ["Deployment", "Outcome"]
 
@@ -47,6 +47,8 @@ _ALWAYS_ALLOWED = frozenset(
     }
 )
 _RETRYABLE = frozenset({"insert", "update", "delete", "findandmodify"})
+# Real servers drop a session's records with the session; a bound keeps long runs flat.
+RETRYABLE_WRITES_KEPT = 100_000
 
 
 class Outcome:
@@ -256,6 +258,8 @@ class Deployment:
         reply: dict[str, Any] = await handler(context)
         if key is not None and reply.get("ok") == 1:
             self.retryable[key] = copy.deepcopy(reply)
+            if len(self.retryable) > RETRYABLE_WRITES_KEPT:
+                del self.retryable[next(iter(self.retryable))]  # the oldest session's write
         return reply
 
     def _retry_key(self, context: CommandContext) -> tuple[bytes, int] | None:
@@ -273,7 +277,7 @@ class Deployment:
         name = context.name
         if name in _ALWAYS_ALLOWED or self.roles.is_writable(context.member):
             return
-        extra = {"topologyVersion": self.roles.topology_version(context.member)}
+        extra = self._topology_version_field(context.member)
         if name in WRITES:
             labels = (
                 ["RetryableWriteError"]
@@ -305,8 +309,14 @@ class Deployment:
         labels = failure.get("errorLabels")
         if labels:
             reply["errorLabels"] = list(labels)
-        reply["topologyVersion"] = self.roles.topology_version(context.member)
+        reply.update(self._topology_version_field(context.member))
         return reply
+
+    def _topology_version_field(self, member: int) -> dict[str, Any]:
+        """State-change errors carry topologyVersion, except in polling mode (pre-4.4 servers)."""
+        if self.roles.mode is MonitoringMode.POLLING:
+            return {}
+        return {"topologyVersion": self.roles.topology_version(member)}
 
     def finish(self, reply: dict[str, Any]) -> dict[str, Any]:
         now = self.cluster_time()

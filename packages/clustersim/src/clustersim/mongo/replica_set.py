@@ -107,8 +107,12 @@ class ReplicaSet:
         self._deployment = Deployment(self._roles, oplog_entries=self._oplog_entries)
         self._deployment.election_delay = self._initial_election_delay
         self._servers = [MemberServer(self._deployment, m.index) for m in self._roles.members]
-        for server in self._servers:
-            await server.start()
+        try:
+            for server in self._servers:
+                await server.start()
+        except OSError as exc:
+            await self._stop()  # never leave the members that did start listening
+            raise SimulatorConfigurationError(f"cannot start the deployment: {exc}") from exc
         if not (self._roles.standalone or self._roles.router):
             self._roles.elect(0)
 
@@ -286,5 +290,12 @@ class Standalone(ReplicaSet):
 class Router(ReplicaSet):
     """mongos-like routers (``msg: "isdbgrid"``) in front of one simulated set."""
 
-    def __init__(self, routers: int = 1, *, host: str = "127.0.0.1", polling: bool = False) -> None:
-        super().__init__(routers, "router", host=host, polling=polling, _router=True)
+    def __init__(
+        self,
+        routers: int = 1,
+        *,
+        ports: list[int] | None = None,
+        host: str = "127.0.0.1",
+        polling: bool = False,
+    ) -> None:
+        super().__init__(routers, "router", ports=ports, host=host, polling=polling, _router=True)
