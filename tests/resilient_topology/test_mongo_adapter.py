@@ -10,6 +10,7 @@ from typing import Any
 import pymongo
 import pymongo.errors
 import pytest
+from pymongo import monitoring
 
 from resilient_topology import (
     Address,
@@ -23,6 +24,7 @@ from resilient_topology import (
 from resilient_topology.drivers import AsyncTopologyWaiter, TopologyWaiter
 from resilient_topology.hooks import HookRegistry, PrimaryChanged
 from resilient_topology.mongo import (
+    PymongoHeartbeatAdapter,
     PymongoTopologyAdapter,
     TopologySnapshot,
     map_pymongo_errors,
@@ -196,3 +198,12 @@ def test_map_keeps_the_cause_and_labels() -> None:
 def test_settings_from_adapter_uri_match() -> None:
     adapter = PymongoTopologyAdapter(TopologySettings.of("x:1"))
     assert set(adapter.description.servers) == {Address("x", 1)}
+
+
+def test_heartbeat_adapter_is_not_a_server_or_topology_listener() -> None:
+    # pymongo runs an event-queue thread (and close() waits for it) only for those listeners.
+    adapter = PymongoHeartbeatAdapter(TopologySettings.of("x:1"))
+    assert isinstance(adapter, monitoring.ServerHeartbeatListener)
+    assert not isinstance(adapter, monitoring.ServerListener | monitoring.TopologyListener)
+    full = PymongoTopologyAdapter(TopologySettings.of("x:1"))
+    assert isinstance(full, monitoring.ServerListener)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 try:
     import pymongo.errors
@@ -43,6 +43,7 @@ from .settings import TopologySettings
 from .topology import TopologyDescription
 
 __all__ = [
+    "PymongoHeartbeatAdapter",
     "PymongoTopologyAdapter",
     "TopologySnapshot",
     "map_pymongo_errors",
@@ -63,10 +64,13 @@ class TopologySnapshot:
 Subscriber = Callable[[TopologySnapshot], None]
 
 
-class PymongoTopologyAdapter(
-    monitoring.ServerHeartbeatListener, monitoring.ServerListener, monitoring.TopologyListener
-):
-    """A pymongo event listener that keeps the core's view of the deployment current."""
+class PymongoHeartbeatAdapter(monitoring.ServerHeartbeatListener):
+    """A pymongo heartbeat listener that keeps the core's view of the deployment current.
+
+    Heartbeats only: pymongo then runs no event-queue thread for this client, so
+    ``client.close()`` returns at once. :class:`PymongoTopologyAdapter` also follows the
+    Unknown markings pymongo makes after application errors.
+    """
 
     def __init__(
         self,
@@ -86,7 +90,7 @@ class PymongoTopologyAdapter(
         self._transition_listeners: list[Callable[[Transition], None]] = []
 
     @classmethod
-    def from_uri(cls, uri: str, **kwargs: Any) -> PymongoTopologyAdapter:
+    def from_uri(cls, uri: str, **kwargs: Any) -> Self:
         return cls(TopologySettings.from_uri(uri), **kwargs)
 
     # --- what callers read and subscribe to ---------------------------------------------------
@@ -161,41 +165,6 @@ class PymongoTopologyAdapter(
 
         self._update(step)
 
-    # --- pymongo ServerListener / TopologyListener --------------------------------------------
-
-    def opened(self, event: Any) -> None:
-        """Membership is computed by the core's reducer from heartbeats; nothing to do."""
-
-    def closed(self, event: Any) -> None:
-        """See :meth:`opened`."""
-
-    def description_changed(self, event: Any) -> None:
-        """Follow pymongo when it marks a server Unknown after an application error.
-
-        Those markings (a "not primary" reply, a dropped connection) never show up as heartbeats,
-        so they are taken from pymongo's own server description here.
-        """
-        if not isinstance(event, monitoring.ServerDescriptionChangedEvent):
-            return
-        new = event.new_description
-        if new.is_server_type_known:
-            return
-        address = _address(event.server_address)
-        topology_version = _topology_version(new.topology_version)
-
-        def step(
-            state: TopologyState, tracker: HeartbeatTracker
-        ) -> tuple[Transition, HeartbeatTracker]:
-            current = state.description.servers.get(address)
-            if current is None or not current.is_known:
-                return Transition(state), tracker
-            unknown = ServerDescription.unknown(
-                address, new.error, topology_version=topology_version, now=self._clock()
-            )
-            return state.apply(unknown), tracker
-
-        self._update(step)
-
     # --- internals ----------------------------------------------------------------------------
 
     def _update(
@@ -242,6 +211,52 @@ class PymongoTopologyAdapter(
         """Wait until every hook dispatch started on the event loop has finished."""
         while self._hook_tasks:
             await asyncio.gather(*tuple(self._hook_tasks), return_exceptions=True)
+
+
+class PymongoTopologyAdapter(
+    PymongoHeartbeatAdapter, monitoring.ServerListener, monitoring.TopologyListener
+):
+    """The heartbeat adapter, also following pymongo's server descriptions.
+
+    Registering server and topology listeners makes pymongo queue those events on a thread of
+    its own, which ``client.close()`` waits for (up to about half a second); prefer
+    :class:`PymongoHeartbeatAdapter` where application-error markings do not matter.
+    """
+
+    # --- pymongo ServerListener / TopologyListener --------------------------------------------
+
+    def opened(self, event: Any) -> None:
+        """Membership is computed by the core's reducer from heartbeats; nothing to do."""
+
+    def closed(self, event: Any) -> None:
+        """See :meth:`opened`."""
+
+    def description_changed(self, event: Any) -> None:
+        """Follow pymongo when it marks a server Unknown after an application error.
+
+        Those markings (a "not primary" reply, a dropped connection) never show up as heartbeats,
+        so they are taken from pymongo's own server description here.
+        """
+        if not isinstance(event, monitoring.ServerDescriptionChangedEvent):
+            return
+        new = event.new_description
+        if new.is_server_type_known:
+            return
+        address = _address(event.server_address)
+        topology_version = _topology_version(new.topology_version)
+
+        def step(
+            state: TopologyState, tracker: HeartbeatTracker
+        ) -> tuple[Transition, HeartbeatTracker]:
+            current = state.description.servers.get(address)
+            if current is None or not current.is_known:
+                return Transition(state), tracker
+            unknown = ServerDescription.unknown(
+                address, new.error, topology_version=topology_version, now=self._clock()
+            )
+            return state.apply(unknown), tracker
+
+        self._update(step)
 
 
 async def _dispatch_in_order(hooks: HookRegistry, events: tuple[TopologyHookEvent, ...]) -> None:

@@ -57,6 +57,10 @@ class MemberServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        # Connections accepted just now have handler tasks that have not run yet; let them start
+        # (and register their writer) so that every transport is closed below, none left to GC.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         for writer in list(self._writers):
             writer.transport.abort()
         tasks = list(self._connections)
