@@ -236,3 +236,18 @@ def test_a_server_removed_by_its_own_reply_is_reported_as_it_answered() -> None:
     assert closed == ServerClosed("t", A)
     assert isinstance(topology, TopologyDescriptionChanged)
     assert A not in transition.state.description.servers
+
+
+def test_description_queries_callers_use() -> None:
+    state = (
+        opened()
+        .on_check_succeeded(A, primary("a:27017", "b:27017"), round_trip_time=0.001, now=1)
+        .state
+    )
+    description = state.description
+    assert description.has_writable_server
+    assert description.has_readable_server
+    assert [s.address for s in description.server_descriptions()] == [A, B]
+    assert [s.address for s in description.known_servers] == [A]
+    assert ServerType.RSPrimary.is_replica_set_member
+    assert not ServerType.Mongos.is_replica_set_member

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,9 +158,6 @@ class ServerDescription:
             topology_version=self.topology_version,
             now=self.last_update_time,
         )
-
-    def with_round_trip_time(self, average: float | None) -> ServerDescription:
-        return replace(self, round_trip_time=average)
 
     # --- questions selection and callers ask --------------------------------------------------
 

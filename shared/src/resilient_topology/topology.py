@@ -110,14 +110,6 @@ class TopologyDescription:
     def has_readable_server(self) -> bool:
         return any(s.is_readable for s in self.servers.values())
 
-    def reset(self) -> TopologyDescription:
-        """Every server Unknown, as after the monitors lost sight of the deployment."""
-        servers = {a: s.to_unknown() for a, s in self.servers.items()}
-        topology_type = self.topology_type
-        if topology_type is TopologyType.ReplicaSetWithPrimary:
-            topology_type = TopologyType.ReplicaSetNoPrimary
-        return replace(self, topology_type=topology_type, servers=MappingProxyType(servers))
-
 
 def reduce(description: TopologyDescription, server: ServerDescription) -> TopologyDescription:
     """The topology after ``server``'s new description arrived (the SDAM spec's updateTopology)."""

@@ -202,7 +202,8 @@ class ReplicaSet:
 
     def step_down(self) -> int | None:
         """The primary steps down; a new one is elected after ``election_delay``."""
-        return int_or_none(self._call(self.deployment.step_down))
+        old: int | None = self._call(self.deployment.step_down)
+        return old
 
     def failover(self, to: int) -> None:
         """Make member ``to`` primary at once (a new term)."""
@@ -272,10 +273,6 @@ class ReplicaSet:
         if not 0 <= index < len(self._servers):
             raise SimulatorConfigurationError(f"there is no member {index}")
         return self._servers[index]
-
-
-def int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 class Standalone(ReplicaSet):
