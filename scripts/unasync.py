@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS: list[tuple[str, str]] = [
     ("shared/src/resilient_topology/drivers/_async", "shared/src/resilient_topology/drivers/_sync"),
     ("tests/resilient_topology/drivers/_async", "tests/resilient_topology/drivers/_sync"),
+    ("packages/pymo/src/pymo/_async", "packages/pymo/src/pymo/_sync"),
 ]
 
 # Applied in order to the whole text. Specific rules come before general ones they overlap.
@@ -37,6 +38,9 @@ RULES: list[tuple[str, str]] = [
     (r"\basync def\b", "def"),
     (r"\bawait ", ""),
     (r"\basync_monotonic\b", "monotonic"),
+    (r"\basync_open_client\b", "open_client"),  # pymo: aconnect() vs. connect=True
+    (r"\basync_mongo_client\b", "mongo_client"),  # pymo's public factory
+    (r"\basync_close_client\b", "close_client"),  # pymo: settle async monitor connects
     (r"\bAsync(?=[A-Z])", ""),
 ]
 
