@@ -13,7 +13,7 @@ from pymongo import monitoring
 from pymongo.hello import Hello
 
 from resilient_topology import Address, ServerType, TopologySettings
-from resilient_topology.mongo import PymongoTopologyAdapter
+from resilient_topology.mongo import PymongoHeartbeatAdapter
 
 A, B, C = (Address("127.0.0.1", port) for port in (27017, 27018, 27019))
 HOSTS = [str(A), str(B), str(C)]
@@ -36,17 +36,17 @@ def reply(kind: str, me: Address) -> dict[str, Any]:
     return documents[kind]
 
 
-def adapter(*seeds: Address, replica_set: str | None = None) -> PymongoTopologyAdapter:
-    return PymongoTopologyAdapter(TopologySettings(seeds, replica_set_name=replica_set))
+def adapter(*seeds: Address, replica_set: str | None = None) -> PymongoHeartbeatAdapter:
+    return PymongoHeartbeatAdapter(TopologySettings(seeds, replica_set_name=replica_set))
 
 
-def answer(target: PymongoTopologyAdapter, address: Address, kind: str) -> None:
+def answer(target: PymongoHeartbeatAdapter, address: Address, kind: str) -> None:
     hello = Hello(reply(kind, address))
     event = monitoring.ServerHeartbeatSucceededEvent(0.002, hello, address.as_tuple(), False)
     target.succeeded(event)
 
 
-def refuse(target: PymongoTopologyAdapter, address: Address) -> None:
+def refuse(target: PymongoHeartbeatAdapter, address: Address) -> None:
     error = ConnectionRefusedError(111, "Connection refused")
     event = monitoring.ServerHeartbeatFailedEvent(0.001, error, address.as_tuple(), False)
     target.failed(event)

@@ -1,6 +1,6 @@
 """The fail-fast factory, written once for asyncio; ``_sync/factory.py`` is generated from it.
 
-The client's own monitor does the checking: the core's :class:`PymongoTopologyAdapter` joins the
+The client's own monitor does the checking: the core's :class:`PymongoHeartbeatAdapter` joins the
 client's event listeners and turns each heartbeat into a snapshot, the core's waiter wakes on
 each snapshot, and :func:`pymo.decision.judge` says when the outcome is known. No second
 monitor runs, and a client that fails the check is closed before the error is raised.
@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 
 from resilient_topology import ServerSelectionTimeout
 from resilient_topology.drivers import AsyncTopologyWaiter
-from resilient_topology.mongo import PymongoTopologyAdapter, TopologySnapshot
+from resilient_topology.mongo import PymongoHeartbeatAdapter, TopologySnapshot
 
 from .._backends import async_close_client, async_open_client
 from ..decision import Verdict, decided, failure, judge
@@ -53,7 +53,7 @@ async def open_checked(
 ) -> tuple[AsyncMongoClient[Any], Verdict]:
     """Open a client and wait for the verdict; also used by the command line for its report."""
     plan = plan_client(args, kwargs, fail_fast_timeout)
-    adapter = PymongoTopologyAdapter(plan.settings)
+    adapter = PymongoHeartbeatAdapter(plan.settings)
     waiter: AsyncTopologyWaiter[TopologySnapshot] = AsyncTopologyWaiter(adapter.snapshot)
     unsubscribe = adapter.subscribe(waiter.publish)
     listeners = [*(plan.kwargs.get("event_listeners") or ()), adapter]
