@@ -25,6 +25,9 @@ __all__ = ["MemberServer"]
 logger = logging.getLogger("clustersim.mongo")
 _request_ids = itertools.count(1)
 _READ_SIZE = 1 << 16
+# A socket accepted just before stop() needs three loop steps to reach its handler (protocol,
+# transport callbacks, task start); stop() waits for them, with this many steps as a safety bound.
+_SETTLE_STEPS = 100
 
 
 class MemberServer:
@@ -36,6 +39,8 @@ class MemberServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._arriving = 0  # connections accepted whose _serve has not started yet
+        self._generation = 0  # bumped by start() and stop(): which listener a connection met
         self._reachable = asyncio.Event()
         self._reachable.set()
 
@@ -49,18 +54,45 @@ class MemberServer:
 
     async def start(self) -> None:
         member = self.member
-        self._server = await asyncio.start_server(self._serve, member.host, member.port)
-        member.port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._generation += 1
+        server = await loop.create_server(self._protocol, member.host, member.port)
+        self._server = server
+        member.port = server.sockets[0].getsockname()[1]
+
+    def _protocol(self) -> asyncio.StreamReaderProtocol:
+        """asyncio.start_server's protocol, counting the connection until its _serve starts."""
+        self._arriving += 1
+        generation = self._generation
+        reader = asyncio.StreamReader(limit=_READ_SIZE)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._arriving -= 1
+            if generation != self._generation:
+                writer.transport.abort()  # accepted just before a stop(): the member is gone
+                return
+            await self._serve(reader, writer)
+
+        return asyncio.StreamReaderProtocol(reader, serve)
 
     async def stop(self) -> None:
         """Close the listener and every connection at once (a crash, seen from the client)."""
         server, self._server = self._server, None
+        self._generation += 1
+        if server is not None:
+            # Stop accepting first, and close the server only once every socket already accepted
+            # has reached its handler: Python 3.11 drops (unclosed) a socket whose transport is
+            # built after Server.close(). Each late handler closes its own connection.
+            loop = asyncio.get_running_loop()
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)
+        for _ in range(_SETTLE_STEPS):
+            if not self._arriving:
+                break
+            await asyncio.sleep(0)
         if server is not None:
             server.close()
-        # Connections accepted just now have handler tasks that have not run yet; let them start
-        # (and register their writer) so that every transport is closed below, none left to GC.
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
         for writer in list(self._writers):
             writer.transport.abort()
         tasks = list(self._connections)
