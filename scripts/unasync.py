@@ -30,6 +30,7 @@ PAIRS: list[tuple[str, str]] = [
     ("shared/src/resilient_topology/drivers/_async", "shared/src/resilient_topology/drivers/_sync"),
     ("tests/resilient_topology/drivers/_async", "tests/resilient_topology/drivers/_sync"),
     ("packages/pymo/src/pymo/_async", "packages/pymo/src/pymo/_sync"),
+    ("packages/mongomancy/src/mongomancy/_async", "packages/mongomancy/src/mongomancy/_sync"),
 ]
 
 # Applied in order to the whole text. Specific rules come before general ones they overlap.
@@ -41,6 +42,15 @@ RULES: list[tuple[str, str]] = [
     (r"\basync_open_client\b", "open_client"),  # pymo: aconnect() vs. connect=True
     (r"\basync_mongo_client\b", "mongo_client"),  # pymo's public factory
     (r"\basync_close_client\b", "close_client"),  # pymo: settle async monitor connects
+    (r"\basync for\b", "for"),
+    (r"\basync with\b", "with"),
+    (r"\b__aenter__\b", "__enter__"),
+    (r"\b__aexit__\b", "__exit__"),
+    (r"\b__aiter__\b", "__iter__"),
+    (r"\b__anext__\b", "__next__"),
+    (r"\bStopAsyncIteration\b", "StopIteration"),
+    (r"\bpymongo\.asynchronous\b", "pymongo.synchronous"),
+    (r"\basync_sleep\b", "sleep"),  # mongomancy/_backends.py
     (r"\bAsync(?=[A-Z])", ""),
 ]
 
