@@ -51,6 +51,8 @@ RULES: list[tuple[str, str]] = [
     (r"\bStopAsyncIteration\b", "StopIteration"),
     (r"\bpymongo\.asynchronous\b", "pymongo.synchronous"),
     (r"\basync_sleep\b", "sleep"),  # mongomancy/_backends.py
+    (r"\basync_local_lock\b", "local_lock"),  # mongomancy/_backends.py
+    (r"\basync_(fire|settle)\b", r"\1"),  # mongomancy/hooks.py: hook helpers
     (r"\bAsync(?=[A-Z])", ""),
 ]
 

@@ -33,7 +33,8 @@ _DIRECTIONS: frozenset[object] = frozenset({1, -1, "text", "2d", "2dsphere", "ha
 def _pairs(
     fields: Mapping[str, IndexDirection] | Iterable[tuple[str, IndexDirection]],
 ) -> tuple[tuple[str, IndexDirection], ...]:
-    items = tuple(fields.items()) if isinstance(fields, Mapping) else tuple(fields)
+    # Checked at run time too: definitions often come from configuration, not typed code.
+    items: tuple[Any, ...] = tuple(fields.items()) if isinstance(fields, Mapping) else tuple(fields)
     if not items:
         raise DefinitionError("an index needs at least one field")
     seen: set[str] = set()
@@ -82,13 +83,11 @@ class Index:
         partial_filter: Mapping[str, Any] | None = None,
         collation: Mapping[str, Any] | None = None,
     ) -> None:
-        if name is not None and (not isinstance(name, str) or not name):
+        given: dict[str, object] = {"name": name, "ttl": expire_after_seconds}
+        if given["name"] is not None and (not isinstance(given["name"], str) or not name):
             raise DefinitionError(f"an index name must be a non-empty string, got {name!r}")
-        if expire_after_seconds is not None and (
-            isinstance(expire_after_seconds, bool)
-            or not isinstance(expire_after_seconds, int)
-            or expire_after_seconds < 0
-        ):
+        ttl = given["ttl"]
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
             raise DefinitionError(
                 f"expire_after_seconds must be a non-negative int, got {expire_after_seconds!r}"
             )
@@ -142,9 +141,8 @@ class Document:
     data: Mapping[str, Any]
 
     def __post_init__(self) -> None:
-        if self.unique_key is not None and (
-            not isinstance(self.unique_key, Mapping) or not self.unique_key
-        ):
+        key: object = self.unique_key
+        if key is not None and (not isinstance(key, Mapping) or not key):
             raise DefinitionError(
                 f"unique_key must be a non-empty mapping, got {self.unique_key!r}"
             )
@@ -161,7 +159,8 @@ class CollectionDefinition:
     default_docs: Sequence[Document] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or "$" in self.name or "\0" in self.name:
+        name: object = self.name
+        if not isinstance(name, str) or not name or "$" in name or "\0" in name:
             raise DefinitionError(f"invalid collection name {self.name!r}")
         object.__setattr__(self, "indices", tuple(self.indices))
         object.__setattr__(self, "default_docs", tuple(self.default_docs))
