@@ -285,11 +285,17 @@ class AsyncEngine:
         policy = self._read_policy if kind is _READ else self._write_policy
         state = RetryState.begin(time.monotonic())
         while True:
+            client = self.client
             try:
                 collection = None if target is None else self.collection(target)
                 return await op(collection)
             except pymongo.errors.PyMongoError as exc:
-                if not should_retry(exc, kind, self.retry_codes):
+                # A reconnect (maybe from a hook on another thread) closed the client this
+                # attempt started on; pymongo refused before sending anything, so run it again.
+                replaced = isinstance(exc, pymongo.errors.InvalidOperation) and (
+                    client is not self.client
+                )
+                if not (replaced or should_retry(exc, kind, self.retry_codes)):
                     raise
                 state = state.failed(exc)
             step = policy.next_step(state, time.monotonic(), random.random)
