@@ -27,10 +27,12 @@ async def test_write_loop_across_a_kill() -> None:
     ):
         coll = engine.get_database("test").get_collection("things")
         ids = []
+        victim = 0
         for i in range(60):
             if i == 20:
-                victim = rs.primary
-                assert victim is not None
+                primary = rs.primary
+                assert primary is not None
+                victim = primary
                 await rs.akill(victim)
             if i == 40:
                 await rs.arestart(victim)

@@ -45,12 +45,14 @@ def test_write_loop_lands_each_write_once_across_faults(rs: ReplicaSet) -> None:
     with Engine(rs.uri, write_retry_delay=0.01) as engine:
         coll = things(engine)
         ids = []
+        victim = 0
         for i in range(150):
             if i % 30 == 10:
                 rs.step_down()
             if i % 30 == 20:
-                victim = rs.primary
-                assert victim is not None
+                primary = rs.primary
+                assert primary is not None
+                victim = primary
                 rs.kill(victim)
             if i % 30 == 25:
                 rs.restart(victim)

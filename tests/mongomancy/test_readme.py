@@ -22,7 +22,7 @@ def test_the_usage_example_runs(rs: ReplicaSet) -> None:
         report = namespace["report"]
         assert report.collections_created == ("player",)
         assert ("player", "ux__player__player_id") in report.indexes_created
-        with MongoClient(rs.uri) as client:  # the example disposed of its engine
+        with MongoClient[dict[str, Any]](rs.uri) as client:  # the example disposed of its engine
             assert sorted(d["player_id"] for d in client.shop.player.find({})) == [0, 7]
     finally:
         namespace["engine"].dispose()

@@ -42,7 +42,7 @@ def test_the_original_usage_snippet_runs_as_written() -> None:
     namespace: dict[str, Any] = {"__name__": "seed_snippet"}
     try:
         exec(compile(snippet, "seed-snippet", "exec"), namespace)
-        with MongoClient(server.uri) as client:
+        with MongoClient[dict[str, Any]](server.uri) as client:
             database = client.get_database(namespace["db"].name)
             assert {"game", "player"} <= set(database.list_collection_names())
             player_indexes = database.player.index_information()
