@@ -96,3 +96,15 @@ def test_unknown_command_is_refused(client: MongoClient[dict[str, Any]]) -> None
     with pytest.raises(pymongo.errors.OperationFailure) as info:
         client.admin.command("noSuchCommandAtAll")
     assert info.value.code == 59
+
+
+def test_without_an_election_delay_a_new_primary_is_named_at_once() -> None:
+    with ReplicaSet(members=3) as rs:
+        for _ in range(20):
+            old = rs.step_down()
+            assert rs.primary is not None
+            assert rs.primary != old
+        victim = rs.primary
+        assert victim is not None
+        rs.kill(victim)
+        assert rs.primary not in (None, victim)

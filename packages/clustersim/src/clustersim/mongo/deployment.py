@@ -110,6 +110,12 @@ class Deployment:
         """Elect a new primary after the election delay (a window with no primary)."""
         if self._election is not None:
             self._election.cancel()
+            self._election = None
+        if self.election_delay <= 0:
+            # No window: elect before returning, so `rs.primary` right after a step-down or a
+            # kill already names the new primary (the README's example relies on it).
+            self._hold_election(exclude)
+            return
         loop = asyncio.get_running_loop()
         self._election = loop.call_later(self.election_delay, self._hold_election, exclude)
 
