@@ -17,6 +17,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from bson import Timestamp
 from clustersim.mongo import ReplicaSet
 from mongo_observer import Observer, OperationHandler, ReactiveCollection
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 APPLIED = 20_000
 EVENTS = 2_000
@@ -60,15 +62,15 @@ class Latencies(OperationHandler):
         self.samples: list[float] = []
         self.done = done
 
-    async def on_insert(self, operation: dict[str, Any]) -> None:
+    async def on_insert(self, operation: Mapping[str, Any]) -> None:
         self.samples.append(time.perf_counter() - operation["o"]["t"])
         if len(self.samples) == EVENTS:
             self.done.set()
 
-    async def on_update(self, operation: dict[str, Any]) -> None:
+    async def on_update(self, operation: Mapping[str, Any]) -> None:
         pass
 
-    async def on_delete(self, operation: dict[str, Any]) -> None:
+    async def on_delete(self, operation: Mapping[str, Any]) -> None:
         pass
 
 
@@ -78,8 +80,9 @@ async def write(collection: Any) -> None:
 
 
 async def raw_stream(uri: str) -> tuple[float, list[float]]:
+    client: AsyncMongoClient[dict[str, Any]]
     async with AsyncMongoClient(uri) as client:
-        collection = client.bench.raw
+        collection: AsyncCollection[dict[str, Any]] = client.bench.raw
         samples: list[float] = []
         async with await collection.watch() as stream:
             started = time.perf_counter()
@@ -93,8 +96,9 @@ async def raw_stream(uri: str) -> tuple[float, list[float]]:
 
 
 async def observed(uri: str) -> tuple[float, list[float]]:
+    client: AsyncMongoClient[dict[str, Any]]
     async with AsyncMongoClient(uri) as client:
-        collection = client.bench.observed
+        collection: AsyncCollection[dict[str, Any]] = client.bench.observed
         done = asyncio.Event()
         handler = Latencies(done)
         async with await Observer.init_async(operation_handler=handler, source=collection) as obs:
