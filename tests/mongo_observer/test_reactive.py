@@ -166,8 +166,6 @@ CASES: dict[str, Case] = {
 # Cases the simulator cannot run; each needs a real server (MONGODB_URI) to be checked.
 UNSUPPORTED = {
     "array_filters": "clustersim (mongomock) rejects arrayFilters with code 115",
-    "mul": "clustersim (mongomock 4.3) does not implement $mul: the write fails",
-    "bit": "clustersim (mongomock 4.3) does not implement $bit: the write fails",
 }
 
 

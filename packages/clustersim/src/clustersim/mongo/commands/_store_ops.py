@@ -124,7 +124,7 @@ def _update_one_statement(
         if replacement:
             coll.replace_one({"_id": doc_id}, dict(spec))
         else:
-            coll.update_one({"_id": doc_id}, dict(spec), **kwargs)
+            coll.update_one({"_id": doc_id}, lower_arithmetic(spec, before), **kwargs)
         after = coll.find_one({"_id": doc_id})
         if after != before:
             modified += 1
@@ -134,10 +134,69 @@ def _update_one_statement(
     if replacement:
         result = coll.replace_one(query, dict(spec), upsert=True)
     else:
-        result = coll.update_one(query, dict(spec), upsert=True, **kwargs)
+        result = coll.update_one(query, lower_arithmetic(spec, {}), upsert=True, **kwargs)
     new_id = result.upserted_id
     changes.append(Change("i", namespace, None, coll.find_one({"_id": new_id})))
     return 0, 0, new_id, changes
+
+
+_MISSING = object()
+
+
+def lower_arithmetic(spec: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with ``$mul`` and ``$bit`` turned into ``$set`` of what the server would compute.
+
+    mongomock implements neither; the value is computed from ``before`` (the document as it is
+    now, on the store's single thread), so the result and the logged diff match a real server.
+    """
+    if "$mul" not in spec and "$bit" not in spec:
+        return dict(spec)
+    lowered = {key: value for key, value in spec.items() if key not in ("$mul", "$bit")}
+    computed: dict[str, Any] = {}
+    for path, factor in dict(spec.get("$mul") or {}).items():
+        current = _field(before, path)
+        if not _is_number(factor):
+            raise CommandError(14, "TypeMismatch", f"cannot multiply by non-numeric {factor!r}")
+        if current is _MISSING:
+            computed[path] = 0.0 if isinstance(factor, float) else 0
+        elif not _is_number(current):
+            raise CommandError(14, "TypeMismatch", f"cannot apply $mul to non-numeric {path!r}")
+        else:
+            computed[path] = current * factor
+    for path, operations in dict(spec.get("$bit") or {}).items():
+        value = _field(before, path)
+        value = 0 if value is _MISSING else value
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise CommandError(14, "TypeMismatch", f"cannot apply $bit to non-integer {path!r}")
+        for operation, operand in dict(operations).items():
+            if operation not in ("and", "or", "xor") or not isinstance(operand, int):
+                raise CommandError(9, "FailedToParse", f"bad $bit operation {operation!r}")
+            value = {"and": value & operand, "or": value | operand, "xor": value ^ operand}[
+                operation
+            ]
+        computed[path] = value
+    sets = dict(lowered.get("$set") or {})
+    for path in computed:
+        if path in sets:
+            raise CommandError(40, "ConflictingUpdateOperators", f"{path!r} updated twice")
+    lowered["$set"] = {**sets, **computed}
+    return lowered
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _field(document: Mapping[str, Any], path: str) -> Any:
+    current: Any = document
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return _MISSING
+    return current
 
 
 def delete(
