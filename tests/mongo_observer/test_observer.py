@@ -391,6 +391,38 @@ async def test_a_permanent_error_ends_observation(client: Client, mode: str) -> 
     assert caught.value.code == 13
 
 
+class Gated(Recorder):
+    """A handler that cannot go on until the test opens the gate: the slowest consumer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def _record(self, op: Any) -> None:
+        await self.gate.wait()
+        await super()._record(op)
+
+
+async def test_a_slow_handler_holds_the_reader_back_without_losing_order(
+    client: Client, mode: str
+) -> None:
+    handler = Gated()
+    async with await make(client, mode, handler, queue_size=3) as observer:
+        task = asyncio.create_task(observer.observe_changes())
+        await insert_docs(client, range(15))
+        await wait_for(lambda: observer.backlog == 3)
+        await asyncio.sleep(0.2)  # the reader had time to read more: it must be waiting instead
+        assert observer.backlog == 3
+        assert handler.ops == []
+        handler.gate.set()
+        await wait_for(lambda: len(handler.ops) == 15 or task.done())
+        assert observer.backlog <= 3
+        observer.stop()
+        await task
+    assert handler.ids() == list(range(15))
+    assert observer.backlog == 0
+
+
 # --- lifecycle --------------------------------------------------------------------------------
 
 

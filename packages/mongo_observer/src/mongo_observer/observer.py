@@ -169,6 +169,7 @@ class Observer:
         self._unsaved = 0
         self._stop = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[_Item] | None = None
         self._closed = False
 
     @classmethod
@@ -235,6 +236,15 @@ class Observer:
         cursor = self.oplog.find({}, {"ts": 1}, sort=[("$natural", direction)], limit=1)
         entries = await cursor.to_list(1)
         return entries[0]["ts"] if entries else None
+
+    @property
+    def backlog(self) -> int:
+        """Entries read from the server and not yet handled (never more than ``queue_size``).
+
+        A steadily full backlog means the handler is slower than the stream: the reader then waits
+        instead of buffering more.
+        """
+        return 0 if self._queue is None else self._queue.qsize()
 
     @property
     def filter(self) -> dict[str, Any]:
@@ -386,6 +396,7 @@ class Observer:
             raise ObserverError("observe_changes() is already running")
         self._stop.clear()
         queue: asyncio.Queue[_Item] = asyncio.Queue(self.queue_size)
+        self._queue = queue
         read = self._read_oplog if self.oplog is not None else self._read_stream
         reader = self._reader = asyncio.create_task(read(queue, self.position))
         cancelled = False
@@ -398,7 +409,7 @@ class Observer:
             cancelled = True
             raise
         finally:
-            self._reader = None
+            self._reader = self._queue = None
             reader.cancel()
             await asyncio.wait([reader])
             if not cancelled:
