@@ -161,7 +161,8 @@ def typecheck(session: nox.Session, name: str) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark in bench/, one after the other (about a minute); posargs pick scripts."""
     _install(session, PACKAGES, *TEST_DEPS)
-    scripts = session.posargs or sorted(str(p) for p in (ROOT / "bench").glob("*.py"))
+    found = (ROOT / "bench").glob("*.py")
+    scripts = session.posargs or sorted(str(p) for p in found if not p.name.startswith("_"))
     for script in scripts:
         session.run("python", script)
 

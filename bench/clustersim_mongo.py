@@ -26,6 +26,7 @@ from typing import Any
 
 import clustersim
 import pymongo
+from _rates import rate as measure_rate  # bench/ is on sys.path when run as a script
 from clustersim.mongo import ReplicaSet
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -56,14 +57,7 @@ def address(rs: ReplicaSet, index: int) -> tuple[str, int]:
 
 def rate(operation: Callable[[], object]) -> float:
     """Operations per second over DURATION, after WARM_UP seconds of the same."""
-    warm_until = time.perf_counter() + WARM_UP
-    while time.perf_counter() < warm_until:
-        operation()
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < DURATION:
-        operation()
-        count += 1
-    return count / elapsed
+    return measure_rate(operation, DURATION, WARM_UP)
 
 
 def throughput(rs: ReplicaSet) -> dict[str, float]:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
+from _rates import rate as measure_rate  # bench/ is on sys.path when run as a script
 from clustersim.mongo import ReplicaSet
 from mongomancy import Engine
 from pymongo import MongoClient
@@ -39,14 +40,8 @@ HEARTBEAT_MS = 500
 
 
 def rate(operation: Callable[[], object]) -> float:
-    warm_until = time.perf_counter() + WARM_UP
-    while time.perf_counter() < warm_until:
-        operation()
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < DURATION:
-        operation()
-        count += 1
-    return count / elapsed
+    """Operations per second over DURATION, after WARM_UP seconds of the same."""
+    return measure_rate(operation, DURATION, WARM_UP)
 
 
 def overhead(rs: ReplicaSet) -> list[tuple[str, float, float]]:
