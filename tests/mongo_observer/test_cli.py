@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from clustersim.mongo import ReplicaSet
 from pymongo import MongoClient
@@ -48,14 +47,13 @@ def test_changes_are_printed_and_ctrl_c_stops_cleanly(rs: ReplicaSet) -> None:
 
 
 def test_an_unreachable_deployment_fails_with_a_clear_message() -> None:
-    started = time.monotonic()
     child = start("mongodb://127.0.0.1:1/", "--timeout", "0.5")
     out, err = child.communicate(timeout=30)
     assert child.returncode == 1
     assert "ServerSelectionTimeoutError" in err
     assert "Traceback" not in err
     assert out == ""
-    assert time.monotonic() - started < 25  # bounded by --timeout, not pymongo's 30 s default
+    assert "Timeout: 0.5s" in err  # bounded by --timeout, not pymongo's 30 s default
 
 
 def test_bad_arguments_exit_2() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 import warnings
 from collections.abc import Callable
 
@@ -28,10 +27,9 @@ async def test_a_writable_replica_set_passes(rs: ReplicaSet) -> None:
 
 async def test_refused_seeds_fail_at_once(closed_port: Callable[[], int]) -> None:
     uri = f"mongodb://user:pa55@127.0.0.1:{closed_port()}/"
-    started = time.monotonic()
     with pytest.raises(ServerSelectionTryOnceTimeoutError) as caught:
         await pymo.async_mongo_client(uri, fail_fast_timeout=20)
-    assert time.monotonic() - started < 3
+    assert "on the first heartbeats" in str(caught.value)  # not after the 20 s bound
     assert "pa55" not in str(caught.value)
 
 
@@ -42,10 +40,9 @@ async def test_election_window_and_non_seed_members(rs: ReplicaSet) -> None:
         await pymo.async_mongo_client(one, type_selectors=TYPE.RSPrimary, fail_fast_timeout=20)
     rs.election_delay = 5
     rs.step_down()
-    started = time.monotonic()
-    with pytest.raises(ServerSelectionTryOnceTimeoutError):
+    with pytest.raises(ServerSelectionTryOnceTimeoutError) as caught:
         await pymo.async_mongo_client(rs.uri, state_selectors=STATE.Writable, fail_fast_timeout=20)
-    assert time.monotonic() - started < 3
+    assert "on the first heartbeats" in str(caught.value)  # every seed answered: no waiting
 
 
 async def test_the_loop_keeps_running_while_waiting(rs: ReplicaSet) -> None:

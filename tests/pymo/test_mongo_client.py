@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +22,10 @@ def check(*args: Any, **kwargs: Any) -> MongoClient[Any]:
 
 
 def fails(*args: Any, **kwargs: Any) -> ServerSelectionTryOnceTimeoutError:
-    started = time.monotonic()
     with pytest.raises(ServerSelectionTryOnceTimeoutError) as caught:
         check(*args, **kwargs)
-    assert time.monotonic() - started < 3, "decided long before the bound"
+    # Decided by the replies themselves, not by running out the 20 s bound.
+    assert "on the first heartbeats" in str(caught.value)
     return caught.value
 
 
@@ -118,10 +117,8 @@ def test_members_discovered_through_a_seed_do_not_count(rs: ReplicaSet) -> None:
 def test_silent_seeds_fail_at_the_bound(rs: ReplicaSet, no_thread_left: None) -> None:
     for member in range(3):
         rs.partition(member)
-    started = time.monotonic()
     with pytest.raises(ServerSelectionTryOnceTimeoutError) as caught:
         pymo.mongo_client(rs.uri, serverSelectionTimeoutMS=300)
-    assert time.monotonic() - started < 10
     assert "within 0.3 s" in str(caught.value)
     assert str(caught.value).count("no answer") == 3
     assert caught.value.fail_fast_timeout == 0.3
