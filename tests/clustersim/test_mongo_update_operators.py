@@ -1,4 +1,7 @@
-"""Update operators mongomock lacks, computed by the simulator as a server would: $mul, $bit."""
+"""Update forms mongomock lacks, computed by the simulator as a server would.
+
+$mul, $bit, and the filtered positional operators ($[ident] with arrayFilters, $[]).
+"""
 
 from __future__ import annotations
 
@@ -54,3 +57,66 @@ def test_non_numeric_targets_and_conflicts_are_refused(things: Collection[dict[s
         things.update_one({"_id": 1}, {"$mul": {"n": 2}, "$set": {"n": 5}})
     assert caught.value.code == 40
     assert things.find_one({"_id": 1}) == {"_id": 1, "s": "text", "n": 1}
+
+
+def test_array_filters_update_only_matching_elements(things: Collection[dict[str, Any]]) -> None:
+    things.insert_one(
+        {"_id": 1, "arr": [1, 5, 2, 7], "grades": [{"g": 80, "m": 1}, {"g": 95, "m": 2}]}
+    )
+    things.update_one({"_id": 1}, {"$set": {"arr.$[big]": 0}}, array_filters=[{"big": {"$gt": 4}}])
+    things.update_one(
+        {"_id": 1},
+        {"$inc": {"grades.$[e].m": 10}, "$mul": {"grades.$[e].g": 2}},
+        array_filters=[{"e.g": {"$gte": 90}}],
+    )
+    assert things.find_one({"_id": 1}) == {
+        "_id": 1,
+        "arr": [1, 0, 2, 0],
+        "grades": [{"g": 80, "m": 1}, {"g": 190, "m": 12}],
+    }
+
+
+def test_all_positional_and_nested_identifiers(things: Collection[dict[str, Any]]) -> None:
+    things.insert_one({"_id": 1, "rows": [{"cells": [1, 2, 3]}, {"cells": [4, 5]}]})
+    things.update_one(
+        {"_id": 1},
+        {"$set": {"rows.$[].cells.$[odd]": "o"}},
+        array_filters=[{"odd": {"$in": [1, 3, 5]}}],
+    )
+    assert things.find_one({"_id": 1}) == {
+        "_id": 1,
+        "rows": [{"cells": ["o", 2, "o"]}, {"cells": [4, "o"]}],
+    }
+    things.update_many({}, {"$inc": {"rows.$[].n": 1}})
+    assert [row["n"] for row in things.find_one({"_id": 1})["rows"]] == [1, 1]  # type: ignore[index]
+
+
+def test_array_filter_that_selects_nothing_modifies_nothing(
+    things: Collection[dict[str, Any]],
+) -> None:
+    things.insert_one({"_id": 1, "arr": [1, 2]})
+    result = things.update_one(
+        {"_id": 1}, {"$set": {"arr.$[x]": 9}}, array_filters=[{"x": {"$gt": 50}}]
+    )
+    assert (result.matched_count, result.modified_count) == (1, 0)
+    assert things.find_one({"_id": 1}) == {"_id": 1, "arr": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("update", "array_filters", "code"),
+    [
+        ({"$set": {"arr.$[x]": 1}}, [], 2),  # identifier without a filter
+        ({"$set": {"arr.$[x]": 1}}, [{"x": 1}, {"y": 2}], 9),  # filter never used
+        ({"$set": {"arr.$[x]": 1}}, [{"x": 1}, {"x": 2}], 9),  # same identifier twice
+        ({"$set": {"s.$[x]": 1}}, [{"x": 1}], 2),  # not an array
+        ({"$set": {"arr.$[X]": 1}}, [{"X": 1}], 2),  # identifiers begin lower-case
+    ],
+)
+def test_array_filter_mistakes_are_refused_with_the_servers_codes(
+    things: Collection[dict[str, Any]], update: dict[str, Any], array_filters: list[Any], code: int
+) -> None:
+    things.insert_one({"_id": 1, "arr": [1, 2], "s": "text"})
+    with pytest.raises(pymongo.errors.WriteError) as caught:
+        things.update_one({"_id": 1}, update, array_filters=array_filters)
+    assert caught.value.code == code
+    assert things.find_one({"_id": 1}) == {"_id": 1, "arr": [1, 2], "s": "text"}

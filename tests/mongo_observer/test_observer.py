@@ -15,13 +15,15 @@ import pymongo.errors
 import pytest
 from bson import Timestamp
 from clustersim.mongo import ReplicaSet
+from motor import motor_asyncio
 from mongo_observer.checkpoints import CollectionCheckpointStore, MemoryCheckpointStore
 from mongo_observer.errors import ObserverError
 from mongo_observer.handlers import OperationHandler, ShouldStopObservation
 from mongo_observer.observer import Observer
 from mongo_observer.reactive import ReactiveCollection
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from resilient_topology.hooks import Reconnecting
 
 FAST: dict[str, Any] = {"heartbeatFrequencyMS": 500, "serverSelectionTimeoutMS": 10_000}
 NS = "db.things"
@@ -297,7 +299,9 @@ async def test_primary_kill_every_operation_exactly_once_in_order(mode: str) -> 
         client: Client = AsyncMongoClient(rs.uri, **FAST)
         try:
             handler = Recorder()
+            announced: list[Reconnecting] = []
             async with await make(client, mode, handler) as observer:
+                observer.hooks.register(Reconnecting, announced.append)
                 task = asyncio.create_task(observer.observe_changes())
                 await write_through_failover(client, rs, 20, kill_at=7)
                 await wait_for(lambda: len(handler.ops) >= 20 or task.done())
@@ -310,6 +314,31 @@ async def test_primary_kill_every_operation_exactly_once_in_order(mode: str) -> 
     assert handler.ids() == list(range(20))
     if mode == "oplog":  # (pymongo re-opens change streams itself, out of our count)
         assert reopened >= 2
+        # each re-open was announced through the core's hook, with the error that caused it
+        # (a pause cut short by stop() was announced with no re-open after it)
+        assert reopened - 1 <= len(announced) <= reopened
+        assert all(event.attempt >= 2 and event.delay >= 0 for event in announced)
+        assert any(isinstance(event.error, PyMongoError) for event in announced)
+
+
+async def test_motor_observer_resumes_through_primary_kill(mode: str) -> None:
+    """motor raises pymongo's errors from its own cursors; the observer resumes the same way."""
+    async with ReplicaSet(members=3, name="rs0") as rs:
+        writer: Client = AsyncMongoClient(rs.uri, **FAST)
+        motor = motor_asyncio.AsyncIOMotorClient(rs.uri, **FAST)
+        try:
+            handler = Recorder()
+            async with await make(motor, mode, handler) as observer:
+                task = asyncio.create_task(observer.observe_changes())
+                await write_through_failover(writer, rs, 12, kill_at=4)
+                await wait_for(lambda: len(handler.ops) >= 12 or task.done())
+                await asyncio.sleep(0.2)  # room for a wrongly repeated operation to show up
+                observer.stop()
+                await task
+        finally:
+            await writer.close()
+            await asyncio.to_thread(motor.close)  # blocks on the sync driver: off the loop
+    assert handler.ids() == list(range(12))
 
 
 async def test_history_lost_calls_on_resync_once_and_continues(
@@ -526,7 +555,6 @@ async def test_argument_and_checkpoint_checks(client: Client) -> None:
 
 @pytest.mark.parametrize("mode", ["oplog", "stream"])
 async def test_motor_client_works_too(rs: ReplicaSet, mode: str) -> None:
-    motor_asyncio = pytest.importorskip("motor.motor_asyncio")
     motor = motor_asyncio.AsyncIOMotorClient(rs.uri, **FAST)
     try:
         handler = Recorder()

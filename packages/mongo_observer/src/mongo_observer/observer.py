@@ -6,7 +6,9 @@ Two sources:
   wherever change streams do;
 * **the oplog** (``oplog=`` the ``local.oplog.rs`` collection): the original API, for replica
   sets where reading ``local`` is allowed. Transactions and batched writes (``applyOps`` on
-  ``admin.$cmd``) are read too and expanded into their inner operations.
+  ``admin.$cmd``) are read too and expanded into their inner operations; transactions logged
+  over several entries (``partialTxn``, ``prepare`` then commit or abort) are handed on only
+  once committed, all at once (see :mod:`mongo_observer.transactions`).
 
 Operations handed to the handler always have the oplog shape
 ``{"ts", "op": "i"|"u"|"d", "ns": "db.coll", "o", "o2"}``. Change events are converted:
@@ -28,7 +30,8 @@ returned, so handlers must be idempotent. A reader task fills a bounded queue th
 drains, so a slow handler slows the reader instead of growing memory. The reader survives
 transient errors (network errors, failovers, dead and lost cursors) by re-opening from the
 last position it *read* (what is queued still gets handled, so nothing repeats), after an
-awaited, doubling pause capped at ``max_sleep_time``; a new observer starts from the last
+awaited, doubling, jittered pause capped at ``max_sleep_time`` (announced to receivers of the
+core's ``Reconnecting`` hook in :attr:`Observer.hooks`); a new observer starts from the last
 *handled* one (its checkpoint, saved every ``checkpoint_every`` operations and when observation
 ends). When the source no longer holds that position (oplog roll-over,
 ``ChangeStreamHistoryLost``) it restarts from the current end and the consumer calls
@@ -46,6 +49,7 @@ import asyncio
 import inspect
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -53,11 +57,13 @@ from typing import Any, Literal, Self
 from bson import Timestamp
 from pymongo import CursorType
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from resilient_topology.backoff import RetryPolicy
+from resilient_topology.hooks import HookRegistry, Reconnecting
 
-from . import oplog as oplog_entries
 from .checkpoints import CheckpointStore
 from .errors import ObserverError
 from .handlers import OperationHandler, ShouldStopObservation
+from .transactions import TransactionAssembler
 
 __all__ = ["HISTORY_LOST_CODES", "Observer"]
 
@@ -162,6 +168,8 @@ class Observer:
         self.checkpoint_every = max(1, checkpoint_every)
         self.queue_size = queue_size
         self.sleep_time = float(os.environ.get("SLEEP_TIME_BEFORE_GET_NEW_CURSOR_IN_SECONDS", 0.1))
+        #: the core's hook registry: ``Reconnecting`` is dispatched before each re-open
+        self.hooks = HookRegistry()
         #: position of the last handled operation: a Timestamp, or a resume token
         self.position: Any = position
         #: how many cursors / change streams the reader opened (a hot loop shows here)
@@ -254,10 +262,14 @@ class Observer:
     def _oplog_filter(self, position: Timestamp) -> dict[str, Any]:
         query: dict[str, Any] = {"ts": {"$gt": position}}
         if self.namespace_filter is not None:
-            # applyOps entries live on admin.$cmd; their inner operations are filtered later.
+            # Transactions live on admin.$cmd (applyOps, and the commit or abort of a prepared
+            # one); their inner operations are filtered after assembly.
             query["$or"] = [
                 {"ns": self.namespace_filter},
-                {"ns": "admin.$cmd", "o.applyOps": {"$exists": True}},
+                *(
+                    {"ns": "admin.$cmd", f"o.{field}": {"$exists": True}}
+                    for field in ("applyOps", "commitTransaction", "abortTransaction")
+                ),
             ]
         return query
 
@@ -287,21 +299,35 @@ class Observer:
 
     # --- the reader task ------------------------------------------------------------------------
 
-    async def _pause(self, failures: int) -> None:
-        """Awaited, doubling pause before re-opening (never a hot loop)."""
-        await asyncio.sleep(min(self.sleep_time * 2 ** max(failures - 1, 0), self.max_sleep_time))
+    async def _pause(self, failures: int, error: BaseException | None) -> None:
+        """Awaited, growing, jittered pause before re-opening (never a hot loop).
+
+        The core's backoff with equal jitter: each pause is at least half of
+        ``sleep_time * 2**(failures-1)`` (capped at ``max_sleep_time``), so observers that lost
+        the same primary do not return in step. Receivers of ``Reconnecting`` hear of it first.
+        """
+        initial = min(self.sleep_time, self.max_sleep_time)
+        policy = RetryPolicy(initial, self.max_sleep_time, jitter="equal", deadline=None)
+        delay = policy.delay(max(failures, 1), random.random)
+        loop = asyncio.get_running_loop()
+        if self.hooks:
+            await self.hooks.dispatch(Reconnecting(failures + 1, delay, error, loop.time()))
+        await asyncio.sleep(delay)
 
     async def _read_oplog(self, queue: asyncio.Queue[_Item], position: Any) -> None:
         failures = 0
         lost = False
+        transactions = TransactionAssembler()  # kept across re-opened cursors
         while True:
             cursor = None
+            error: BaseException | None = None
             try:
                 if not lost and position != ZERO:
                     oldest = await self._edge_ts(1)
                     lost = oldest is not None and oldest > position
                 if lost:  # capture the new position first, the snapshot follows in the consumer
                     lost = False
+                    transactions.reset()
                     position = await self._edge_ts(-1) or ZERO
                     logger.warning("oplog history lost: resynchronising from %s", position)
                     await queue.put(_Item("resync", position=position))
@@ -314,12 +340,14 @@ class Observer:
                         continue
                     failures = 0
                     position = entry["ts"]
-                    ops = [op for op in oplog_entries.expand(entry) if self._wanted(op)]
-                    if not ops:
-                        await queue.put(_Item("position", position=position))
+                    assembled = transactions.feed(entry)
+                    checkpoint = assembled.checkpoint  # None while a transaction is open
+                    ops = [op for op in assembled.ops if self._wanted(op)]
+                    if not ops and checkpoint is not None:
+                        await queue.put(_Item("position", position=checkpoint))
                     for index, op in enumerate(ops):  # a transaction is done after its last op
                         last = index == len(ops) - 1
-                        await queue.put(_Item("op", op, position if last else None))
+                        await queue.put(_Item("op", op, checkpoint if last else None))
                 failures += 1
             except PyMongoError as exc:
                 if _history_lost(exc):
@@ -328,11 +356,12 @@ class Observer:
                 if not _transient(exc):
                     raise
                 failures += 1
+                error = exc
                 logger.warning("oplog cursor failed (%s); re-opening after %s", exc, position)
             finally:
                 if cursor is not None:
                     await cursor.close()
-            await self._pause(failures)
+            await self._pause(failures, error)
 
     def _wanted(self, op: Mapping[str, Any]) -> bool:
         return self.namespace_filter is None or op.get("ns") == self.namespace_filter
@@ -352,8 +381,9 @@ class Observer:
                     raise
                 failures += 1
                 logger.warning("cannot open change stream (%s); retrying", exc)
-                await self._pause(failures)
+                await self._pause(failures, exc)
                 continue
+            error: BaseException | None = None
             try:
                 if resync:  # position captured first, the snapshot follows in the consumer
                     resync = False
@@ -381,10 +411,11 @@ class Observer:
                 if not _transient(exc):
                     raise
                 failures += 1
+                error = exc
                 logger.warning("change stream failed (%s); resuming", exc)
             finally:
                 await stream.close()
-            await self._pause(failures)
+            await self._pause(failures, error)
 
     # --- the consumer -----------------------------------------------------------------------
 

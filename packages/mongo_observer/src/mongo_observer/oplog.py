@@ -5,9 +5,8 @@ them inside one ``c`` entry's ``o.applyOps`` array, so :func:`expand` flattens t
 ones too) into ordinary entries, each stamped with the outer entry's timestamp so a resume point
 taken from any of them is the transaction's.
 
-Not handled here: prepared transactions (``prepare: true`` applyOps followed by a separate
-``commitTransaction`` or ``abortTransaction`` entry) are expanded as soon as they are seen, which
-is wrong if they abort; they only occur on shards of a sharded cluster.
+Transactions spread over several entries (``partialTxn``, ``prepare`` then a separate commit or
+abort) are grouped by :mod:`mongo_observer.transactions` before their entries reach here.
 """
 
 from __future__ import annotations

@@ -191,6 +191,19 @@ class Deployment:
         self.oplog.append(entry)
         self._logged()
 
+    def inject_oplog_entry(self, **fields: Any) -> dict[str, Any]:
+        """Log an entry the simulator never writes itself, e.g. a prepared transaction's parts.
+
+        ``fields`` are the entry's own (``op``, ``ns``, ``o``, ``lsid``, ...); ``ts``, ``t``,
+        ``v`` and ``wall`` are stamped as for any other entry. The data is not changed: this
+        exercises oplog readers with shapes only a sharded or very large deployment produces.
+        Returns the logged entry. Call it on the deployment's loop.
+        """
+        entry = oplog.make_entry(self.oplog_clock.tick(), self.roles.term, None, **fields)
+        self.oplog.append(entry)
+        self._logged()
+        return entry
+
     def _logged(self) -> None:
         self.roles.last_write = datetime.now(UTC)
         grew, self._oplog_grew = self._oplog_grew, asyncio.Event()

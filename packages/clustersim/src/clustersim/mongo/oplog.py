@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "MAX_U32",
     "InvalidDiff",
+    "make_entry",
     "Oplog",
     "OplogClock",
     "OplogError",
@@ -312,7 +313,7 @@ def diff_to_update_description(diff: Doc) -> dict[str, Any]:
 # --- entries ------------------------------------------------------------------------------------
 
 
-def _entry(ts: Timestamp, term: int, wall: Wall, **fields: Any) -> Entry:
+def make_entry(ts: Timestamp, term: int, wall: Wall, **fields: Any) -> Entry:
     """Copies of ``fields`` (None left out), then ts, t, v, wall: a 5.0+ server's field order."""
     entry = {key: copy.deepcopy(value) for key, value in fields.items() if value is not None}
     entry.update(ts=ts, t=Int64(term), v=Int64(2), wall=wall or ts.as_datetime())
@@ -322,7 +323,7 @@ def _entry(ts: Timestamp, term: int, wall: Wall, **fields: Any) -> Entry:
 def insert_entry(
     ts: Timestamp, term: int, ns: str, ui: Binary, document: Doc, *, wall: Wall = None
 ) -> Entry:
-    return _entry(ts, term, wall, op="i", ns=ns, ui=ui, o=document)
+    return make_entry(ts, term, wall, op="i", ns=ns, ui=ui, o=document)
 
 
 def update_entry(
@@ -347,13 +348,13 @@ def update_entry(
         o = replacement
     else:
         raise OplogError("update_entry needs exactly one of diff= and replacement=")
-    return _entry(ts, term, wall, op="u", ns=ns, ui=ui, o=o, o2={"_id": document_id})
+    return make_entry(ts, term, wall, op="u", ns=ns, ui=ui, o=o, o2={"_id": document_id})
 
 
 def delete_entry(
     ts: Timestamp, term: int, ns: str, ui: Binary, document_id: Any, *, wall: Wall = None
 ) -> Entry:
-    return _entry(ts, term, wall, op="d", ns=ns, ui=ui, o={"_id": document_id})
+    return make_entry(ts, term, wall, op="d", ns=ns, ui=ui, o={"_id": document_id})
 
 
 def command_entry(
@@ -364,11 +365,11 @@ def command_entry(
     Like the server, log a ``drop`` for each collection before ``dropDatabase``. Collection streams
     rely on those entries.
     """
-    return _entry(ts, term, wall, op="c", ns=f"{db}.$cmd", ui=ui, o=command)
+    return make_entry(ts, term, wall, op="c", ns=f"{db}.$cmd", ui=ui, o=command)
 
 
 def noop_entry(ts: Timestamp, term: int, msg: str = "periodic noop", *, wall: Wall = None) -> Entry:
-    return _entry(ts, term, wall, op="n", ns="", o={"msg": msg})
+    return make_entry(ts, term, wall, op="n", ns="", o={"msg": msg})
 
 
 # --- the capped log -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 import mongomock
 from mongomock import DuplicateKeyError, OperationFailure
 
+from ._array_filters import lower_array_filters
 from .base import CommandError
 
 __all__ = ["Change", "store_error"]
@@ -104,9 +105,9 @@ def _update_one_statement(
     spec = statement.get("u")
     multi = bool(statement.get("multi"))
     upsert = bool(statement.get("upsert"))
-    kwargs: dict[str, Any] = {}
-    if statement.get("arrayFilters") is not None:
-        kwargs["array_filters"] = statement["arrayFilters"]
+    array_filters = statement.get("arrayFilters")
+    if array_filters is not None and not isinstance(array_filters, list):
+        raise CommandError(14, "TypeMismatch", "arrayFilters must be an array")
     replacement = isinstance(spec, Mapping) and not any(k.startswith("$") for k in spec)
     if isinstance(spec, list):
         raise CommandError(115, "CommandNotSupported", "pipeline updates are not simulated")
@@ -124,7 +125,9 @@ def _update_one_statement(
         if replacement:
             coll.replace_one({"_id": doc_id}, dict(spec))
         else:
-            coll.update_one({"_id": doc_id}, lower_arithmetic(spec, before), **kwargs)
+            lowered = lower_arithmetic(lower_array_filters(spec, before, array_filters), before)
+            if lowered:
+                coll.update_one({"_id": doc_id}, lowered)
         after = coll.find_one({"_id": doc_id})
         if after != before:
             modified += 1
@@ -134,7 +137,8 @@ def _update_one_statement(
     if replacement:
         result = coll.replace_one(query, dict(spec), upsert=True)
     else:
-        result = coll.update_one(query, lower_arithmetic(spec, {}), upsert=True, **kwargs)
+        lowered = lower_arithmetic(lower_array_filters(spec, {}, array_filters), {})
+        result = coll.update_one(query, lowered, upsert=True)
     new_id = result.upserted_id
     changes.append(Change("i", namespace, None, coll.find_one({"_id": new_id})))
     return 0, 0, new_id, changes
