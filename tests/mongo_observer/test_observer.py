@@ -15,14 +15,15 @@ import pymongo.errors
 import pytest
 from bson import Timestamp
 from clustersim.mongo import ReplicaSet
-from motor import motor_asyncio
 from mongo_observer.checkpoints import CollectionCheckpointStore, MemoryCheckpointStore
 from mongo_observer.errors import ObserverError
 from mongo_observer.handlers import OperationHandler, ShouldStopObservation
 from mongo_observer.observer import Observer
 from mongo_observer.reactive import ReactiveCollection
+from motor import motor_asyncio
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
 from resilient_topology.hooks import Reconnecting
 
 FAST: dict[str, Any] = {"heartbeatFrequencyMS": 500, "serverSelectionTimeoutMS": 10_000}
@@ -89,7 +90,12 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def make(client: Client, mode: str, handler: OperationHandler, **kwargs: Any) -> Observer:
+async def make(
+    client: Client | motor_asyncio.AsyncIOMotorClient[Any],
+    mode: str,
+    handler: OperationHandler,
+    **kwargs: Any,
+) -> Observer:
     kwargs.setdefault("namespace_filter", NS)
     if mode == "oplog":
         return await Observer.init_async(client.local["oplog.rs"], handler, **kwargs)

@@ -57,6 +57,7 @@ from typing import Any, Literal, Self
 from bson import Timestamp
 from pymongo import CursorType
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
 from resilient_topology.backoff import RetryPolicy
 from resilient_topology.hooks import HookRegistry, Reconnecting
 
