@@ -25,6 +25,7 @@ CONFIG = ROOT / "pyproject.toml"
 # Pinned so that a new release of a tool cannot turn CI red on its own; bump deliberately.
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
+TYPES = "types-protobuf>=5.27"  # stubs for the generated EventStore messages
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.9,<5"]
 
 nox.options.sessions = ["lint", "typecheck", "unasync", "tests"]
@@ -68,7 +69,7 @@ def _read(folder: Path, extras: tuple[str, ...] = ()) -> Package:
     )
 
 
-CORE = _read(ROOT / "shared", extras=("mongo",))
+CORE = _read(ROOT / "shared", extras=("mongo", "eventstore"))
 PACKAGES = [CORE] + [_read(p.parent) for p in sorted(ROOT.glob("packages/*/pyproject.toml"))]
 BY_NAME = {package.import_name: package for package in PACKAGES}
 
@@ -144,7 +145,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session, name: str) -> None:
     """mypy --strict per package, with only that package (and the core) installed."""
     package = BY_NAME[name]
-    _install(session, [CORE] if package is CORE else [CORE, package], MYPY, *TEST_DEPS)
+    _install(session, [CORE] if package is CORE else [CORE, package], MYPY, TYPES, *TEST_DEPS)
     cache = Path(session.create_tmp()) / "mypy_cache"
     mypy = ["mypy", "--config-file", str(CONFIG), "--cache-dir", str(cache)]
     session.run(*mypy, str(package.sources if package is CORE else package.folder / "src"))
@@ -165,6 +166,13 @@ def bench(session: nox.Session) -> None:
     scripts = session.posargs or sorted(str(p) for p in found if not p.name.startswith("_"))
     for script in scripts:
         session.run("python", script)
+
+
+@nox.session
+def proto(session: nox.Session) -> None:
+    """Check the generated EventStore message code against messages.proto (pinned protoc)."""
+    session.install("grpcio-tools==1.66.2")  # protoc 27: gencode that loads on protobuf >= 5.27.2
+    session.run("python", str(ROOT / "scripts" / "gen_proto.py"), "--check", *session.posargs)
 
 
 @nox.session

@@ -52,7 +52,8 @@ def test_pure_modules_need_no_third_party_package() -> None:
         for path in _pure_modules()
         if _imported_roots(path) - allowed
     }
-    assert offenders == {}
+    # The generated EventStore messages are the 'eventstore' extra: protobuf, and nothing else.
+    assert offenders == {"eventstore/proto/messages_pb2.py": ["google"]}
 
 
 def test_all_is_sorted_and_complete() -> None:

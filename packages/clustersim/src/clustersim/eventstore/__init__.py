@@ -1,0 +1,1 @@
+"""A simulated EventStore cluster speaking the legacy TCP client protocol and HTTP gossip."""
