@@ -3,8 +3,10 @@
     python -m clustersim mongo --members 3 [--port 27017] [--name rs0] [--polling]
     python -m clustersim mongo --standalone [--port 27017]
     python -m clustersim mongo --router 2 [--port 27017]
+    python -m clustersim eventstore --nodes 3 [--tcp-port 1113] [--http-port 2113] [--gossip v5|v20]
 
-The connection URI is the first line on stdout, so a script can read it and connect; one line per
+For mongo, the connection URI is the first line on stdout, so a script can read it and connect;
+for eventstore, that line is a JSON object with the ``tcp`` and ``gossip`` addresses. One line per
 member follows on stderr. SIGINT (Ctrl-C) or SIGTERM stops every member and exits with code 0.
 Bad arguments exit with 2, a deployment that cannot start (a port in use) with 1.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import signal
 import sys
 import threading
@@ -22,6 +25,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ClustersimError
+from .eventstore.cluster import MAX_NODES, Cluster
 from .mongo import ReplicaSet, Router, Standalone
 from .mongo.topology import MAX_MEMBERS
 
@@ -83,7 +87,33 @@ def _parser() -> argparse.ArgumentParser:
         help="N mongos-like routers instead of a replica set",
     )
     mongo.set_defaults(run=functools.partial(_mongo, mongo))  # errors name "clustersim mongo"
+    eventstore = commands.add_parser(
+        "eventstore",
+        help="serve a simulated EventStore cluster (TCP client protocol and HTTP gossip)",
+        description="Serve a simulated EventStore cluster until SIGINT or SIGTERM. The first "
+        'line of stdout is JSON: {"tcp": ["host:port", ...], "gossip": ["host:port", ...]}.',
+    )
+    eventstore.add_argument(
+        "--nodes", type=_node_count, default=3, help=f"nodes, 1 to {MAX_NODES} (default 3)"
+    )
+    eventstore.add_argument(
+        "--tcp-port", type=_port, default=None, help="node i's TCP port is TCP_PORT+i"
+    )
+    eventstore.add_argument(
+        "--http-port", type=_port, default=None, help="node i's gossip port is HTTP_PORT+i"
+    )
+    eventstore.add_argument(
+        "--gossip", choices=("v5", "v20"), default="v5", help="gossip vocabulary (default v5)"
+    )
+    eventstore.set_defaults(run=functools.partial(_eventstore, eventstore))
     return parser
+
+
+def _node_count(text: str) -> int:
+    value = _integer(text)
+    if not 1 <= value <= MAX_NODES:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_NODES}, not {value}")
+    return value
 
 
 def _member_count(text: str) -> int:
@@ -134,6 +164,51 @@ def _deployment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Re
 # --- serving -----------------------------------------------------------------------------------
 
 
+def _serve_until_stopped(stop: threading.Event) -> None:
+    # A timed wait: a signal delivered to another thread leaves a blocked main thread
+    # asleep, and only the main thread runs Python signal handlers.
+    while not stop.wait(0.5):
+        pass
+    print(f"{_PROG}: stopping", file=sys.stderr, flush=True)
+
+
+def _eventstore(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    ports: dict[str, list[int] | None] = {}
+    for option, base in (("--tcp-port", args.tcp_port), ("--http-port", args.http_port)):
+        if base is not None and base + args.nodes - 1 > _MAX_PORT:
+            parser.error(f"{option} {base} leaves no room for {args.nodes} nodes")
+        ports[option] = None if base is None else [base + i for i in range(args.nodes)]
+    cluster = Cluster(
+        args.nodes,
+        gossip=args.gossip,
+        tcp_ports=ports["--tcp-port"],
+        http_ports=ports["--http-port"],
+    )
+    stop = threading.Event()
+    previous = _install_handlers(stop)
+    started = False
+    try:
+        with cluster as es:
+            started = True
+            print(json.dumps({"tcp": es.tcp_addresses, "gossip": es.gossip_seeds}), flush=True)
+            lines = [
+                f"eventstore node {i}: tcp {tcp} gossip {http} "
+                f"{'leader' if es.leader == i else 'follower'} ({args.gossip} gossip)"
+                for i, (tcp, http) in enumerate(zip(es.tcp_addresses, es.gossip_seeds, strict=True))
+            ]
+            lines.append(f"{_PROG}: serving; stop with Ctrl-C or SIGTERM")
+            print("\n".join(lines), file=sys.stderr, flush=True)
+            _serve_until_stopped(stop)
+    except (OSError, ClustersimError) as exc:
+        if started:
+            raise
+        print(f"{_PROG}: error: cannot start the cluster: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _restore_handlers(previous)
+    return 0
+
+
 def _mongo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     deployment = _deployment(parser, args)
     stop = threading.Event()
@@ -144,11 +219,7 @@ def _mongo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             started = True
             print(rs.uri, flush=True)
             _describe(rs, args)
-            # A timed wait: a signal delivered to another thread leaves a blocked main thread
-            # asleep, and only the main thread runs Python signal handlers.
-            while not stop.wait(0.5):
-                pass
-            print(f"{_PROG}: stopping", file=sys.stderr, flush=True)
+            _serve_until_stopped(stop)
     except (OSError, ClustersimError) as exc:
         if started:
             raise
