@@ -168,6 +168,16 @@ def bench(session: nox.Session) -> None:
         session.run("python", script)
 
 
+@nox.session(name="conformance-eventstore")
+def conformance_eventstore(session: nox.Session) -> None:
+    """The published photon-pump 0.9.5.2 against the simulator (its own virtual environment)."""
+    _install(session, [CORE, BY_NAME["clustersim"]], "photon-pump==0.9.5.2", *TEST_DEPS)
+    # photon-pump's generated code needs the pure-Python protobuf backend (process-wide); the
+    # simulator child process goes back to the fast one.
+    session.env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
+    _pytest(session, ROOT / "conformance" / "eventstore", *session.posargs)
+
+
 @nox.session
 def proto(session: nox.Session) -> None:
     """Check the generated EventStore message code against messages.proto (pinned protoc)."""

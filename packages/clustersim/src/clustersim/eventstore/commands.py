@@ -324,7 +324,9 @@ def _settings(request: Any) -> GroupSettings:
 def create_group(session: Session, frame: Frame) -> list[Frame]:
     request = parse(pb.CreatePersistentSubscription, frame)
     state, stream = session.state, request.event_stream_id
-    reply = pb.CreatePersistentSubscriptionCompleted()
+    reply = pb.CreatePersistentSubscriptionCompleted(
+        result=pb.CreatePersistentSubscriptionCompleted.Success
+    )
     if not state.may_read(stream, session.user(frame)):
         reply.result, reply.reason = pb.CreatePersistentSubscriptionCompleted.AccessDenied, "denied"
     else:
@@ -343,7 +345,9 @@ def create_group(session: Session, frame: Frame) -> list[Frame]:
 def update_group(session: Session, frame: Frame) -> list[Frame]:
     request = parse(pb.UpdatePersistentSubscription, frame)
     state = session.state
-    reply = pb.UpdatePersistentSubscriptionCompleted()
+    reply = pb.UpdatePersistentSubscriptionCompleted(
+        result=pb.UpdatePersistentSubscriptionCompleted.Success
+    )
     outcome = state.registry.update(
         request.event_stream_id, request.subscription_group_name, _settings(request)
     )
@@ -357,7 +361,9 @@ def update_group(session: Session, frame: Frame) -> list[Frame]:
 def delete_group(session: Session, frame: Frame) -> list[Frame]:
     request = parse(pb.DeletePersistentSubscription, frame)
     state = session.state
-    reply = pb.DeletePersistentSubscriptionCompleted()
+    reply = pb.DeletePersistentSubscriptionCompleted(
+        result=pb.DeletePersistentSubscriptionCompleted.Success
+    )
     outcome = state.registry.delete(request.event_stream_id, request.subscription_group_name)
     if outcome.result is DeleteResult.DoesNotExist:
         reply.result = pb.DeletePersistentSubscriptionCompleted.DoesNotExist
