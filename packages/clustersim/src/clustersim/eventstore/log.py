@@ -122,8 +122,9 @@ class _Stream:
         return self.events[-1].event_number if self.events else -1
 
     @property
-    def visible(self) -> list[StoredEvent]:
-        return self.events[self.truncate_before :]
+    def readable(self) -> bool:
+        """Any event left after a soft delete (checked per write: must not copy the list)."""
+        return len(self.events) > self.truncate_before
 
 
 class EventLog:
@@ -144,7 +145,7 @@ class EventLog:
     def current_version(self, stream: str) -> int:
         """The last event number readable in ``stream``, or -1 (no stream, or soft-deleted)."""
         found = self._streams.get(stream)
-        if found is None or not found.visible:
+        if found is None or not found.readable:
             return -1
         return found.last_number
 
@@ -157,8 +158,8 @@ class EventLog:
         repeat = self._idempotent_repeat(found, expected_version, events)
         if repeat is not None:
             return repeat
-        current = found.last_number if found.visible else -1
-        exists = bool(found.visible)
+        current = found.last_number if found.readable else -1
+        exists = found.readable
         if not _expected_matches(expected_version, current, exists):
             return WriteOutcome(
                 WriteResult.WrongExpectedVersion,
@@ -222,7 +223,7 @@ class EventLog:
         found = self._streams.get(stream)
         if found is not None and found.tombstoned:
             return WriteOutcome(WriteResult.StreamDeleted, -1, -1, -1, message="stream deleted")
-        current = -1 if found is None or not found.visible else found.last_number
+        current = -1 if found is None or not found.readable else found.last_number
         if not _expected_matches(expected_version, current, current >= 0):
             return WriteOutcome(
                 WriteResult.WrongExpectedVersion,
@@ -243,7 +244,7 @@ class EventLog:
         found = self._streams.get(stream)
         if found is not None and found.tombstoned:
             return ReadResult.StreamDeleted
-        if found is None or not found.visible:
+        if found is None or not found.readable:
             return ReadResult.NoStream
         return found
 
@@ -311,7 +312,7 @@ class EventLog:
     def stream_events(self, stream: str) -> list[StoredEvent]:
         """The readable events of ``stream`` (empty when missing, soft-deleted or tombstoned)."""
         found = self._streams.get(stream)
-        return [] if found is None or found.tombstoned else list(found.visible)
+        return [] if found is None or found.tombstoned else found.events[found.truncate_before :]
 
 
 def _expected_matches(expected: int, current: int, exists: bool) -> bool:

@@ -132,6 +132,7 @@ class _Connection:
         self._done = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._main: asyncio.Task[None] | None = None
+        self._outgoing: list[bytes] = []
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -282,8 +283,15 @@ class _Connection:
         return Frame(command, request.correlation_id, payload)
 
     def push(self, frame: Frame) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(encode_frame(frame))
+        """Queue ``frame``; frames queued in one loop step leave in one write (one syscall)."""
+        self._outgoing.append(encode_frame(frame))
+        if len(self._outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        data, self._outgoing = b"".join(self._outgoing), []
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
 
     def user(self, request: Frame) -> str | None:
         return request.credentials.username if request.credentials is not None else None
