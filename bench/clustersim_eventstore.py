@@ -108,7 +108,7 @@ def check(frame: Frame, command: int) -> None:
 async def measure(
     raw: Raw, frames: Callable[[], bytes], command: int, window: int, per_request: int
 ) -> float:
-    """Items per second: requests × ``per_request``, ``window`` requests kept in flight."""
+    """Items per second: requests times ``per_request``, ``window`` requests kept in flight."""
 
     async def round_trip() -> None:
         raw.writer.write(b"".join(frames() for _ in range(window)))
