@@ -177,7 +177,11 @@ class Cluster:
             loop.close()
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        loop = self._require_loop()
+        try:
+            loop = self._require_loop()
+        except SimulatorConfigurationError:
+            coroutine.close()  # never to run: no "never awaited" warning
+            raise
         if self._owns_loop:
             return asyncio.run_coroutine_threadsafe(coroutine, loop).result(_TIMEOUT)
         coroutine.close()
@@ -268,6 +272,7 @@ class Cluster:
     # --- faults --------------------------------------------------------------------------------
 
     def _check(self, index: int) -> int:
+        self._require_loop()
         if not 0 <= index < self.nodes:
             raise SimulatorConfigurationError(f"no node {index} in a {self.nodes}-node cluster")
         return index

@@ -2,8 +2,8 @@
 
 Each handler gets the request frame and the :class:`Session` of its connection and returns the
 reply frames; subscriptions also register pushes through the session. Payloads are parsed with
-the generated messages; a payload that does not parse, or lacks a required field, is a
-``BadRequest`` for that request only.
+the generated messages; a payload that does not parse, lacks a required field or carries text
+that is not UTF-8, is a ``BadRequest`` for that request only.
 """
 
 from __future__ import annotations
@@ -70,7 +70,19 @@ def parse(message_type: type[Message], frame: Frame) -> Any:
     if not message.IsInitialized():
         missing = ", ".join(message.FindInitializationErrors())  # type: ignore[attr-defined]
         raise BadRequestError(f"{message_type.__name__} lacks required fields: {missing}")
+    _check_text(message)
     return message
+
+
+def _check_text(message: Message) -> None:
+    """Refuse string fields that are not UTF-8: proto2 parsing keeps them as ``bytes``."""
+    for field, value in message.ListFields():
+        values = value if field.is_repeated else [value]
+        if field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
+            raise BadRequestError(f"{field.full_name} is not valid UTF-8")
+        if field.type == field.TYPE_MESSAGE:
+            for item in values:
+                _check_text(item)
 
 
 def enum_value(value: int) -> Any:
@@ -298,7 +310,15 @@ def subscribe(session: Session, frame: Frame) -> list[Frame]:
 
 def unsubscribe(session: Session, frame: Frame) -> list[Frame]:
     if not session.remove_subscription(frame):
-        return []  # the server answers only conversations it knows
+        # It also ends a persistent subscription (clients stop one this way); its in-flight
+        # events go back to the group. The server answers only conversations it knows.
+        consumer = session.consumer_id(frame)
+        for group in session.state.registry.all_groups():
+            if consumer in group.consumers:
+                group.disconnect(consumer, time.monotonic())
+                session.state.drop_consumers([consumer], pb.SubscriptionDropped.Unsubscribed)
+                session.state.pump()
+        return []
     dropped = pb.SubscriptionDropped(reason=pb.SubscriptionDropped.Unsubscribed)
     return [session.reply(frame, C.SubscriptionDropped, dropped)]
 

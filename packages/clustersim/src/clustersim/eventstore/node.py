@@ -184,11 +184,15 @@ class _Connection:
         self._done.set()
 
     async def _heartbeats(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives just as
+        # the event is set (a frame and a close in one loop turn), and _cleanup would then wait
+        # a whole heartbeat interval for this task.
         node = self.node_server
         while True:
             self._heard.clear()
             try:
-                await asyncio.wait_for(self._heard.wait(), node.heartbeat_interval)
+                async with asyncio.timeout(node.heartbeat_interval):
+                    await self._heard.wait()
                 continue
             except TimeoutError:
                 pass
@@ -196,7 +200,8 @@ class _Connection:
                 continue
             self.push(Frame(C.HeartbeatRequest, uuid.uuid4()))
             try:
-                await asyncio.wait_for(self._heard.wait(), node.heartbeat_timeout)
+                async with asyncio.timeout(node.heartbeat_timeout):
+                    await self._heard.wait()
             except TimeoutError:
                 logger.info("node %d: client missed a heartbeat; closing", self.node)
                 self.close()
@@ -239,6 +244,11 @@ class _Connection:
             return [self._not_handled(frame, pb.NotHandled.NotReady)]
         if node.too_busy:
             return [self._not_handled(frame, pb.NotHandled.TooBusy)]
+        if self.state.roles[self.node].read_only and frame.command in (
+            C.WriteEvents,
+            C.DeleteStream,
+        ):  # a read-only replica never writes, whatever the request asks
+            return [self._not_handled(frame, pb.NotHandled.IsReadOnly)]
         if self.state.leader != self.node and self._needs_leader(frame):
             if self.state.leader is None:
                 return [self._not_handled(frame, pb.NotHandled.NotReady)]
@@ -251,11 +261,6 @@ class _Connection:
         message_type = commands.REQUIRE_MASTER_MESSAGES.get(frame.command)
         if message_type is None:
             return False
-        if (
-            frame.command in (C.WriteEvents, C.DeleteStream)
-            and self.state.roles[self.node].read_only
-        ):
-            return True
         request = commands.parse(message_type, frame)
         return bool(getattr(request, "require_master", False))
 

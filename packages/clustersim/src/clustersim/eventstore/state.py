@@ -86,7 +86,7 @@ class ClusterState:
         candidates = [
             r.index
             for r in self.roles
-            if r.alive and not r.partitioned and not r.read_only and r.index != exclude
+            if r.alive and r.ready and not r.partitioned and not r.read_only and r.index != exclude
         ]
         if not candidates and exclude is not None:
             return self.elect()
