@@ -28,7 +28,7 @@ MYPY = "mypy==2.4.1"
 TYPES = "types-protobuf>=5.27"  # stubs for the generated EventStore messages
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.9,<5"]
 
-nox.options.sessions = ["lint", "typecheck", "unasync", "tests"]
+nox.options.sessions = ["lint", "typecheck", "unasync", "proto", "tests", "conformance-eventstore"]
 nox.options.default_venv_backend = "uv|virtualenv"  # uv when installed, else virtualenv
 nox.options.error_on_external_run = True
 
