@@ -10,6 +10,7 @@ replication). When the leader dies, is partitioned or steps down, there is no le
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ class Cluster:
         heartbeat_timeout: float = 1.0,
         read_only_replicas: int = 0,
         max_frame_size: int = 64 * 1024 * 1024,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not 1 <= nodes <= MAX_NODES:
             raise SimulatorConfigurationError(f"a cluster has 1 to {MAX_NODES} nodes, not {nodes}")
@@ -64,6 +66,7 @@ class Cluster:
         self._heartbeat = (heartbeat_interval, heartbeat_timeout)
         self._read_only = read_only_replicas
         self._max_frame_size = max_frame_size
+        self._tls = tls  # a server context: every node's TCP port speaks TLS (secure TCP)
         self._state: ClusterState | None = None
         self._nodes: list[Node] = []
         self._gossip: list[GossipServer] = []
@@ -131,6 +134,7 @@ class Cluster:
                 heartbeat_interval=self._heartbeat[0],
                 heartbeat_timeout=self._heartbeat[1],
                 max_frame_size=self._max_frame_size,
+                ssl_context=self._tls,
             )
             gossip = GossipServer(self._provider(index), port=self._http_ports[index])
             self._nodes.append(node)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 import time
 import uuid
 from typing import Any
@@ -56,8 +57,10 @@ class Node:
         heartbeat_interval: float = 2.0,
         heartbeat_timeout: float = 1.0,
         max_frame_size: int = 64 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.state = state
+        self.ssl_context = ssl_context
         self.index = index
         self.port = port
         self.heartbeat_interval = heartbeat_interval
@@ -76,7 +79,9 @@ class Node:
         return self.state.roles[self.index]
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self.role.tcp = ("127.0.0.1", self.port)
 
