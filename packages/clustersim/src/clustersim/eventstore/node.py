@@ -134,6 +134,9 @@ class _Connection:
         self.consumers: dict[uuid.UUID, tuple[Any, tuple[str, str]]] = {}
         self._unlisten = self.state.listen(self._appended)
         self._heard = asyncio.Event()
+        self._awaiting_heartbeat = False
+        self._last_heard = asyncio.get_running_loop().time()
+        self._batching = False
         self._done = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._main: asyncio.Task[None] | None = None
@@ -149,7 +152,9 @@ class _Connection:
                 data = await self.reader.read(65536)
                 if not data:
                     break
-                self._heard.set()
+                self._last_heard = asyncio.get_running_loop().time()
+                if self._awaiting_heartbeat:
+                    self._heard.set()
                 try:
                     frames = self.decoder.feed(data)
                 except MalformedFrame as exc:
@@ -189,20 +194,18 @@ class _Connection:
         self._done.set()
 
     async def _heartbeats(self) -> None:
+        # Wakes once per interval, not per frame: the reader only stamps when it heard last.
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives just as
-        # the event is set (a frame and a close in one loop turn), and _cleanup would then wait
-        # a whole heartbeat interval for this task.
+        # the event is set (a frame and a close in one loop turn).
         node = self.node_server
+        loop = asyncio.get_running_loop()
         while True:
+            silent_for = loop.time() - self._last_heard
+            if silent_for < node.heartbeat_interval or not node.send_heartbeats:
+                await asyncio.sleep(max(node.heartbeat_interval - silent_for, 0.05))
+                continue
             self._heard.clear()
-            try:
-                async with asyncio.timeout(node.heartbeat_interval):
-                    await self._heard.wait()
-                continue
-            except TimeoutError:
-                pass
-            if not node.send_heartbeats:
-                continue
+            self._awaiting_heartbeat = True
             self.push(Frame(C.HeartbeatRequest, uuid.uuid4()))
             try:
                 async with asyncio.timeout(node.heartbeat_timeout):
@@ -211,6 +214,8 @@ class _Connection:
                 logger.info("node %d: client missed a heartbeat; closing", self.node)
                 self.close()
                 return
+            finally:
+                self._awaiting_heartbeat = False
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -293,12 +298,18 @@ class _Connection:
         return Frame(command, request.correlation_id, payload)
 
     def push(self, frame: Frame) -> None:
-        """Queue ``frame``; frames queued in one loop step leave in one write (one syscall)."""
-        self._outgoing.append(encode_frame(frame))
-        if len(self._outgoing) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+        """Send ``frame``: the first of a loop step at once, later ones of that step together."""
+        data = encode_frame(frame)
+        if self._batching:
+            self._outgoing.append(data)
+            return
+        self._batching = True
+        asyncio.get_running_loop().call_soon(self._flush)
+        if not self.writer.is_closing():
+            self.writer.write(data)
 
     def _flush(self) -> None:
+        self._batching = False
         data, self._outgoing = b"".join(self._outgoing), []
         if data and not self.writer.is_closing():
             self.writer.write(data)
