@@ -11,6 +11,7 @@ clients are driven through the API they share, with the same inputs and payloads
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -138,10 +139,8 @@ async def scenarios(client: Any, label: str) -> dict[str, dict[str, float]]:
             await client.ping()
         latencies.append(time.perf_counter() - started)
     reader.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await reader
-    except asyncio.CancelledError:
-        pass
     latencies.sort()
     results["ping p99 while an iterator drains slowly"] = {
         "rate": len(latencies) / sum(latencies),
