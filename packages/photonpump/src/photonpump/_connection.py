@@ -19,6 +19,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from resilient_topology.address import Address
 from resilient_topology.errors import HeartbeatFailed
@@ -32,10 +33,20 @@ from resilient_topology.eventstore.framing import (
 )
 from resilient_topology.heartbeat import HeartbeatTracker
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "cancel_and_wait"]
 
 logger = logging.getLogger("photonpump.connection")
 C = TcpCommand
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it ends, without swallowing a cancellation of the caller
+    (``suppress(CancelledError)`` around ``await task`` would; ``asyncio.wait`` never raises
+    the task's outcome). An error other than the cancellation is raised here."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
 
 
 class Connection:
@@ -60,7 +71,11 @@ class Connection:
         self._timeout = heartbeat_timeout
         self._decoder = FrameDecoder(max_frame_size)
         self._outgoing: list[bytes] = []
+        self._batching = False
+        self._loop = asyncio.get_running_loop()
+        self._last_heard = self._loop.time()
         self._heard = asyncio.Event()
+        self._awaiting_heartbeat = False
         self.closed = asyncio.Event()
         #: why the connection ended (None while open, or after a clean close)
         self.error: BaseException | None = None
@@ -102,13 +117,20 @@ class Connection:
         return not self.closed.is_set()
 
     def send(self, frame: Frame) -> None:
+        """Write ``frame``: the first of a loop step at once, later ones of that step together."""
         if self.closed.is_set():
             return
-        self._outgoing.append(encode_frame(frame))
-        if len(self._outgoing) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+        data = encode_frame(frame)
+        if self._batching:
+            self._outgoing.append(data)
+            return
+        self._batching = True
+        asyncio.get_running_loop().call_soon(self._flush)
+        if not self._writer.is_closing():
+            self._writer.write(data)
 
     def _flush(self) -> None:
+        self._batching = False
         data, self._outgoing = b"".join(self._outgoing), []
         if data and not self._writer.is_closing():
             self._writer.write(data)
@@ -118,11 +140,7 @@ class Connection:
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
         self._writer.close()
         with contextlib.suppress(OSError, ConnectionError):
             await self._writer.wait_closed()
@@ -141,7 +159,9 @@ class Connection:
     async def _read(self) -> None:
         try:
             while data := await self._reader.read(65536):
-                self._heard.set()
+                self._last_heard = self._loop.time()
+                if self._awaiting_heartbeat:
+                    self._heard.set()
                 for frame in self._decoder.feed(data):
                     if frame.command == C.HeartbeatRequest:
                         self.send(Frame(C.HeartbeatResponse, frame.correlation_id))
@@ -154,16 +174,16 @@ class Connection:
             self._lost(exc)
 
     async def _heartbeats(self) -> None:
+        """Wakes once per interval (not per frame): the reader only stamps the time it heard."""
         while not self.closed.is_set():
-            self._heard.clear()
-            try:
-                async with asyncio.timeout(self._interval):
-                    await self._heard.wait()
+            silent_for = self._loop.time() - self._last_heard
+            if silent_for < self._interval:
+                await asyncio.sleep(self._interval - silent_for)
                 continue
-            except TimeoutError:
-                pass
             started = time.monotonic()
             self.tracker = self.tracker.started(self.address, started)
+            self._heard.clear()
+            self._awaiting_heartbeat = True
             self.send(Frame(C.HeartbeatRequest, self._heartbeat_id))
             try:
                 async with asyncio.timeout(self._timeout):
@@ -177,6 +197,8 @@ class Connection:
                 logger.warning("%s", error)
                 self._lost(error)
                 return
+            finally:
+                self._awaiting_heartbeat = False
             now = time.monotonic()
             self.tracker = self.tracker.succeeded(
                 self.address, now, now - started, reply_kind="node"

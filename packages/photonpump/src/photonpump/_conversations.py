@@ -105,7 +105,8 @@ class Request(Conversation, Generic[T]):
         self.parse = parse
         self.needs_leader = needs_leader
         self.stream = stream  # for error messages
-        self.event_number = event_number
+        self.event_number = event_number  # reads: the event asked for; writes: expected version
+        self.raise_write_errors = False
         self.future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
     @property
@@ -143,6 +144,20 @@ def write_completed(request: Request[WriteResult], frame: Frame) -> WriteResult:
     reply = parse_payload(pb.WriteEventsCompleted, frame)
     if reply.result == pb.AccessDenied:
         raise exceptions.AccessDenied(request.id, "WriteEvents", reply.message or None)
+    if request.raise_write_errors and reply.result != pb.Success:
+        if reply.result == pb.WrongExpectedVersion:
+            raise exceptions.WrongExpectedVersion(
+                request.id,
+                reply.message,
+                stream=request.stream,
+                expected_version=request.event_number,
+            )
+        if reply.result == pb.StreamDeleted:
+            raise exceptions.StreamDeleted(request.id, request.stream)
+        name = pb.OperationResult.Name(reply.result)
+        raise exceptions.WriteFailed(
+            request.id, f"{name}: {reply.message}" if reply.message else name
+        )
     return WriteResult.from_message(reply)
 
 

@@ -7,7 +7,6 @@ on :meth:`ClientCore._converse` in :mod:`._requests` and :mod:`._subscribing`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -21,7 +20,7 @@ from resilient_topology.hooks import HookRegistry, Reconnected, ReconnectGivenUp
 
 from . import _conversations as conv
 from . import discovery, exceptions
-from ._connection import Connection
+from ._connection import Connection, cancel_and_wait
 from ._subscriptions import (
     CatchUpSubscription,
 )
@@ -37,6 +36,7 @@ T = TypeVar("T")
 
 _NOT_READY_PAUSE = 0.1  # seconds before sending again what a busy or starting node refused
 _MAX_REDIRECTS = 5  # NotMaster answers followed for one request before giving up
+_KNOWN_COMMANDS = frozenset(int(command) for command in TcpCommand)
 
 
 class ClientCore:
@@ -55,6 +55,7 @@ class ClientCore:
         ssl_context: ssl.SSLContext | None = None,
         max_frame_size: int = MAX_FRAME_SIZE,
         subscription_buffer: int = 1000,
+        raise_write_errors: bool = False,
     ) -> None:
         self.discoverer = discoverer
         self.credential = credential
@@ -66,6 +67,8 @@ class ClientCore:
         self.ssl_context = ssl_context
         self.max_frame_size = max_frame_size
         self.subscription_buffer = subscription_buffer
+        #: raise WrongExpectedVersion / StreamDeleted / WriteFailed instead of returning them
+        self.raise_write_errors = raise_write_errors
         #: the core's hooks: Reconnected, ReconnectGivenUp (leader changes: discoverer.hooks)
         self.hooks = HookRegistry()
         self._conversations: dict[uuid.UUID, conv.Conversation] = {}
@@ -97,13 +100,12 @@ class ClientCore:
         if self._closed:
             return
         self._closed = True
+        closed = exceptions.ClientClosed(None, "the client was closed")
+        self._fail_all(closed)  # first: a catch-up stopping below then waits for no reply
         for catch_up in list(self._catch_ups):
-            await catch_up.unsubscribe()
-        self._fail_all(exceptions.ClientClosed(None, "the client was closed"))
+            await catch_up.end(closed)  # its reader gets ClientClosed, as every other one
         if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connector
+            await cancel_and_wait(self._connector)
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -134,7 +136,8 @@ class ClientCore:
             target: discovery.NodeService | None = None
             try:
                 target, self._redirect = self._redirect or await self.discoverer.discover(), None
-                address = Address(target.address, target.port)
+                secure = self.ssl_context is not None and bool(target.secure_port)
+                address = Address(target.address, target.secure_port if secure else target.port)
                 connection = await Connection.open(
                     address,
                     self._on_frame,
@@ -155,11 +158,13 @@ class ClientCore:
             self.discoverer.record_success(target)
             self._connection = connection
             self._connected.set()
-            await self.hooks.dispatch(Reconnected(attempts, address, time.monotonic()))
-            attempts = 0
+            # Pending work goes out before any hook runs: a request made while an async hook
+            # awaits is sent by the request itself, and must not be sent a second time here.
             for conversation in list(self._conversations.values()):
                 if conversation.reply_after_reconnect():
                     connection.send(conversation.start_frame())
+            await self.hooks.dispatch(Reconnected(attempts, address, time.monotonic()))
+            attempts = 0
             await connection.closed.wait()
             self._connected.clear()
             self._connection = None
@@ -187,6 +192,9 @@ class ClientCore:
             self._connection.send(frame)
 
     def _on_frame(self, frame: Frame) -> None:
+        if frame.command not in _KNOWN_COMMANDS:  # a newer or internal code: skip it (R3)
+            logger.warning("skipping %r: unknown command", frame)
+            return
         conversation = self._conversations.get(frame.correlation_id)
         if conversation is None:
             logger.debug("dropping %r: no conversation waits for it", frame)
@@ -201,11 +209,17 @@ class ClientCore:
                 text = frame.payload.decode("utf-8", "replace")
                 conversation.fail(exceptions.NotAuthenticated(conversation.id, text))
             else:
+                # Answered: the redirect budget guards against NotMaster loops, not against
+                # a long-lived subscription being sent to a follower now and then.
+                self._redirects.pop(conversation.id, None)
                 conversation.handle(frame)
         except Exception as exc:  # never let one reply stop the reader
             conversation.fail(exceptions.PayloadUnreadable(conversation.id, frame.payload, exc))
         if conversation.done:
             self._conversations.pop(conversation.id, None)
+            self._redirects.pop(conversation.id, None)
+            if frame.command == C.StreamEventAppeared:  # dropped by us (overflow): tell the node
+                self._send(Frame(C.UnsubscribeFromStream, conversation.id))
 
     def _not_handled(self, conversation: conv.Conversation, frame: Frame) -> None:
         reply = conv.parse_payload(pb.NotHandled, frame)

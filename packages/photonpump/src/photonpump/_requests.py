@@ -21,7 +21,7 @@ from .messages import (
     StreamDirection,
     StreamSlice,
     WriteResult,
-    new_event_message,
+    add_new_event,
 )
 
 __all__ = ["Requests"]
@@ -75,7 +75,8 @@ class Requests(ClientCore):
             expected_version=int(expected_version),
             require_master=require_master,
         )
-        message.events.extend(new_event_message(event) for event in events)
+        for event in events:
+            add_new_event(message.events, event)
         request: conv.Request[WriteResult] = conv.Request(
             C.WriteEvents,
             message,
@@ -83,7 +84,10 @@ class Requests(ClientCore):
             conv.write_completed,
             self._credentials(),
             needs_leader=require_master,
+            stream=stream,
+            event_number=int(expected_version),
         )
+        request.raise_write_errors = self.raise_write_errors
         return await self._converse(request, timeout)
 
     async def delete_stream(

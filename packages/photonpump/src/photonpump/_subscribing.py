@@ -68,13 +68,16 @@ class Subscribing(Requests):
         if subscription.finished:
             self._conversations.pop(subscription.id, None)
             return
-        if self.is_connected:
-            self._send(Frame(C.UnsubscribeFromStream, subscription.id))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.request_timeout):
-                    await subscription.ended.wait()
-        subscription.finish()
-        self._conversations.pop(subscription.id, None)
+        try:
+            if self.is_connected:
+                self._send(Frame(C.UnsubscribeFromStream, subscription.id))
+                if not self._closed:  # closing waits for no node (R5)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.request_timeout):
+                            await subscription.ended.wait()
+        finally:  # even when the caller gives up waiting: never subscribed again
+            subscription.finish()
+            self._conversations.pop(subscription.id, None)
 
     async def subscribe_to(
         self,
@@ -89,7 +92,10 @@ class Subscribing(Requests):
             return VolatileSubscription(live, lambda: self._unsubscribe(live))
 
         async def read_page(start: int) -> tuple[list[Event], int, bool]:
-            page = await self.get(stream, StreamDirection.Forward, start, batch_size, True)
+            try:
+                page = await self.get(stream, StreamDirection.Forward, start, batch_size, True)
+            except exceptions.StreamNotFound:  # not written yet: nothing to catch up on
+                return [], start, True
             return list(page.events), page.next_event_number, page.is_end_of_stream
 
         return await self._catch_up(stream, start_from, read_page, lambda event: event.event_number)

@@ -25,6 +25,7 @@ from resilient_topology.eventstore.framing import Credentials, Frame, TcpCommand
 from resilient_topology.eventstore.proto import messages_pb2 as pb
 
 from . import exceptions
+from ._connection import cancel_and_wait
 from ._conversations import Conversation, parse_payload
 from .messages import Event, NakAction, Position
 
@@ -173,7 +174,9 @@ class VolatileConversation(Conversation):
             self.on_break(self)
 
     def reply_after_reconnect(self) -> bool:
-        return not self.finished and self.on_break is None
+        # A catch-up's live part is started over by the catch-up rather than sent again, once
+        # confirmed; one that never reached a node (opened while disconnected) must be sent.
+        return not self.finished and (self.on_break is None or not self.confirmed.done())
 
     def finish(self) -> None:
         self.finished = True
@@ -215,7 +218,8 @@ class VolatileSubscription:
     async def unsubscribe(self) -> None:
         await self._unsubscribe()
 
-    def raise_error(self, error: BaseException) -> None:
+    async def raise_error(self, error: BaseException) -> None:
+        """End ``events`` with ``error`` raised to its reader (awaitable, as in the original)."""
         self._conversation.fail(error)
 
     async def __aenter__(self) -> VolatileSubscription:
@@ -344,12 +348,18 @@ class CatchUpSubscription:
         return key + 1
 
     async def unsubscribe(self) -> None:
+        await self.end()
+
+    async def raise_error(self, error: BaseException) -> None:
+        """End ``events`` with ``error`` raised to its reader."""
+        await self.end(error)
+
+    async def end(self, error: BaseException | None = None) -> None:
+        """Stop; ``events`` ends (raising ``error`` to its reader, when given)."""
         self.is_complete = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.events.end()
+            await cancel_and_wait(self._task)
+        self.events.end(error)
 
     async def __aenter__(self) -> CatchUpSubscription:
         return self

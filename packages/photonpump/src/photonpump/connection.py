@@ -17,6 +17,7 @@ round.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from . import discovery
@@ -39,7 +40,7 @@ class Client(Subscribing):
 def connect(
     host: str = "localhost",
     port: int = 1113,
-    discovery_host: str | None = None,
+    discovery_host: str | Sequence[str] | None = None,
     discovery_port: int = 2113,
     username: str | None = None,
     password: str | None = None,

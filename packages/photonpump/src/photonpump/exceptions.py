@@ -74,6 +74,7 @@ __all__ = [
     "SubscriptionUpdateFailed",
     "TooBusy",
     "UnexpectedCommand",
+    "WriteFailed",
     "WrongExpectedVersion",
 ]
 
@@ -179,6 +180,11 @@ class WrongExpectedVersion(ConversationException):
         self.stream = stream
         self.expected_version = expected_version
         self.current_version = current_version
+
+
+class WriteFailed(ConversationException):
+    """Raised, when typed write errors are asked for, for a write that timed out on the node
+    (prepare, commit or forward timeout) or failed otherwise; the write may or may not land."""
 
 
 class BadRequest(ConversationException, RemoteProtocolError):

@@ -50,6 +50,7 @@ __all__ = [
     "SubscriptionResult",
     "TcpCommand",
     "WriteResult",
+    "add_new_event",
     "encode_payload",
     "new_event_message",
 ]
@@ -312,6 +313,20 @@ def new_event_message(event: NewEventData) -> messages_pb2.NewEvent:
     data_type, data = encode_payload(event.data)
     metadata_type, metadata = encode_payload(event.metadata)
     return messages_pb2.NewEvent(
+        event_id=event.id.bytes_le,
+        event_type=event.type,
+        data_content_type=data_type,
+        metadata_content_type=metadata_type,
+        data=data,
+        metadata=metadata,
+    )
+
+
+def add_new_event(events: Any, event: NewEventData) -> None:
+    """Append ``event`` to a repeated ``NewEvent`` field in place (no message copied)."""
+    data_type, data = encode_payload(event.data)
+    metadata_type, metadata = encode_payload(event.metadata)
+    events.add(
         event_id=event.id.bytes_le,
         event_type=event.type,
         data_content_type=data_type,
