@@ -254,22 +254,28 @@ class ClientCore:
             self._send(conversation.start_frame())
 
     async def _converse(self, request: conv.Request[T], timeout: float | None) -> T:
+        """Send ``request`` (now, or when connected) and wait for its reply or its deadline.
+
+        The deadline fails the request's own future with ``RequestTimeout`` (one timer, no
+        context manager per request); the caller's cancellation cancels only the wait.
+        """
         self._ensure_connector()
         self._conversations[request.id] = request
         if self.is_connected:
             self._send(request.start_frame())
+        limit = self.request_timeout if timeout is None else timeout
+        expiry = asyncio.get_running_loop().call_later(limit, _expire, request, limit)
         try:
-            async with asyncio.timeout(self.request_timeout if timeout is None else timeout):
-                return await request.future
-        except TimeoutError:
-            raise exceptions.RequestTimeout(
-                request.id,
-                f"no reply within {self.request_timeout if timeout is None else timeout} s",
-            ) from None
+            return await request.future
         finally:
+            expiry.cancel()
             self._conversations.pop(request.id, None)
             self._redirects.pop(request.id, None)
 
     def _credentials(self, credential: Credential | None = None) -> Credentials | None:
         chosen = credential or self.credential
         return chosen.to_credentials() if chosen is not None else None
+
+
+def _expire(request: conv.Request[Any], limit: float) -> None:
+    request.fail(exceptions.RequestTimeout(request.id, f"no reply within {limit} s", timeout=limit))
