@@ -12,6 +12,7 @@ Distributions are discovered, not listed: the core lives in ``shared/`` and ever
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,41 @@ def conformance_eventstore(session: nox.Session) -> None:
     # simulator child process goes back to the fast one.
     session.env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
     _pytest(session, ROOT / "conformance" / "eventstore", *session.posargs)
+
+
+# The lowest versions our ranges admit, for `tests-lowest`.
+LOWEST = ["pymongo==4.9", "protobuf==5.27.2", "aiohttp==3.9.0"]
+
+
+@nox.session(name="tests-lowest")
+def tests_lowest(session: nox.Session) -> None:
+    """The whole suite with the lowest declared pymongo, protobuf and aiohttp."""
+    _install(session, PACKAGES, *TEST_DEPS, *LOWEST)
+    session.run("python", "-c", LOWEST_CHECK)  # the pins really are what got installed
+    _pytest(session, *(session.posargs or [str(TESTS)]))
+
+
+LOWEST_CHECK = f"""
+import importlib.metadata as metadata
+def parts(version): return (tuple(int(p) for p in version.split(".")[:3]) + (0, 0, 0))[:3]
+for pin in {LOWEST!r}:
+    name, wanted = pin.split("==")
+    found = metadata.version(name)
+    assert parts(found) == parts(wanted), f"{{name}} {{found}} installed, {{wanted}} pinned"
+    print(name, found)
+"""
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """sdist and wheel per package; each wheel installs alone in a fresh venv and imports."""
+    session.install("build>=1.2", "packaging>=24")
+    dist = Path(session.create_tmp()) / "dist"
+    if dist.exists():
+        shutil.rmtree(dist)
+    for package in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(dist), str(package.folder))
+    session.run("python", str(ROOT / "scripts" / "check_release.py"), str(dist))
 
 
 @nox.session
