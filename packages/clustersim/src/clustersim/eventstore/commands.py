@@ -77,12 +77,20 @@ def parse(message_type: type[Message], frame: Frame) -> Any:
 def _check_text(message: Message) -> None:
     """Refuse string fields that are not UTF-8: proto2 parsing keeps them as ``bytes``."""
     for field, value in message.ListFields():
-        values = value if field.is_repeated else [value]
+        values = value if _repeated(field) else [value]
         if field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
             raise BadRequestError(f"{field.full_name} is not valid UTF-8")
         if field.type == field.TYPE_MESSAGE:
             for item in values:
                 _check_text(item)
+
+
+def _repeated(field: Any) -> bool:
+    """``is_repeated`` where protobuf has it (newer runtimes deprecate ``label``), else label."""
+    flag = getattr(field, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return bool(field.label == field.LABEL_REPEATED)
 
 
 def enum_value(value: int) -> Any:

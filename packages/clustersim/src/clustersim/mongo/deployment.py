@@ -70,6 +70,7 @@ class Deployment:
         self.cursors = CursorTable()
         self.failpoints = FailPoints()
         self.retryable: dict[tuple[bytes, int], dict[str, Any]] = {}
+        self._writes: set[asyncio.Future[dict[str, Any]]] = set()
         self.election_delay = 0.0
         self._roles_changed = asyncio.Event()
         self._cluster_seconds = 0
@@ -139,6 +140,11 @@ class Deployment:
         if self._election is not None:
             self._election.cancel()
             self._election = None
+
+    async def finish_writes(self) -> None:
+        """Let retryable writes whose connection died finish (and be recorded) before closing."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=10.0)
 
     def close(self) -> None:
         self.cancel_election()
@@ -272,10 +278,25 @@ class Deployment:
 
     async def _run(self, context: CommandContext, handler: Any) -> dict[str, Any]:
         key = self._retry_key(context)
-        if key is not None and key in self.retryable:
+        if key is None:
+            reply: dict[str, Any] = await handler(context)
+            return reply
+        if key in self.retryable:
             return copy.deepcopy(self.retryable[key])
+        # A retryable write and its record are one step: if the connection dies (a killed
+        # member cancels this coroutine) after the store applied the write, the record must
+        # still be kept, or the driver's retry would apply it twice. The write runs as its own
+        # task, shielded from that cancellation, and is awaited on close.
+        write = asyncio.ensure_future(self._write_and_record(context, handler, key))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        return await asyncio.shield(write)
+
+    async def _write_and_record(
+        self, context: CommandContext, handler: Any, key: tuple[bytes, int]
+    ) -> dict[str, Any]:
         reply: dict[str, Any] = await handler(context)
-        if key is not None and reply.get("ok") == 1:
+        if reply.get("ok") == 1:
             self.retryable[key] = copy.deepcopy(reply)
             if len(self.retryable) > RETRYABLE_WRITES_KEPT:
                 del self.retryable[next(iter(self.retryable))]  # the oldest session's write

@@ -121,6 +121,7 @@ class ReplicaSet:
         for server in servers:
             await server.stop()
         if self._deployment is not None:
+            await self._deployment.finish_writes()
             self._deployment.close()
         if not self._owns_loop:
             self._loop = None
