@@ -4,7 +4,7 @@ Distributions are discovered, not listed: the core lives in ``shared/`` and ever
 ``packages/*/pyproject.toml`` joins the sessions automatically. A package's import name is its
 ``[project].name`` with ``-`` turned into ``_``; its tests live in ``tests/<import name>/``.
 
-    nox -s lint typecheck unasync tests        # what CI runs (see .ci/run and README.md)
+    nox                                        # what CI runs (see .ci/run and README.md)
     nox -s tests -- tests/scripts -x   # posargs replace the default test paths
     nox -s tests-resilient_topology    # one package in an environment of its own
 """
@@ -27,9 +27,21 @@ CONFIG = ROOT / "pyproject.toml"
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 TYPES = "types-protobuf>=5.27"  # stubs for the generated EventStore messages
-TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.9,<5"]
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.11,<5"]
+RICH = "rich>=13"  # the demo's live console; a demo-only dependency
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2"]  # material brings pymdown-extensions
+PLOTS = "matplotlib==3.11.2"  # bench/failover_timeline.py writes the docs' PNG plots
 
-nox.options.sessions = ["lint", "typecheck", "unasync", "proto", "tests", "conformance-eventstore"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "typecheck-demo",
+    "unasync",
+    "proto",
+    "docs",
+    "tests",
+    "conformance-eventstore",
+]
 nox.options.default_venv_backend = "uv|virtualenv"  # uv when installed, else virtualenv
 nox.options.error_on_external_run = True
 
@@ -109,7 +121,7 @@ def _pytest(session: nox.Session, *paths: Path | str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every distribution in one environment, the whole tests/ tree (the main run)."""
-    _install(session, PACKAGES, *TEST_DEPS)
+    _install(session, PACKAGES, *TEST_DEPS, RICH, *DOCS_DEPS)
     _pytest(session, *(session.posargs or [str(TESTS)]))
 
 
@@ -161,8 +173,8 @@ def typecheck(session: nox.Session, name: str) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark in bench/, one after the other (about a minute); posargs pick scripts."""
-    _install(session, PACKAGES, *TEST_DEPS)
+    """Every benchmark in bench/, one after the other (about five minutes); posargs pick one."""
+    _install(session, PACKAGES, *TEST_DEPS, PLOTS)
     found = (ROOT / "bench").glob("*.py")
     scripts = session.posargs or sorted(str(p) for p in found if not p.name.startswith("_"))
     for script in scripts:
@@ -179,14 +191,39 @@ def conformance_eventstore(session: nox.Session) -> None:
     _pytest(session, ROOT / "conformance" / "eventstore", *session.posargs)
 
 
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The narrated demo on embedded simulators; posargs go to it (real servers:
+    ``nox -s demo -- --mongo-uri mongodb://... --eventstore host:2113``)."""
+    _install(session, PACKAGES, RICH)
+    session.run("python", "-m", "demo", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict (any warning fails)."""
+    session.install(*DOCS_DEPS)
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # silences material's end-of-life banner on stderr
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"), *session.posargs)
+
+
+@nox.session(name="typecheck-demo")
+def typecheck_demo(session: nox.Session) -> None:
+    """mypy --strict over the demo, the docs tests and the bench scripts, all packages installed."""
+    _install(session, PACKAGES, MYPY, TYPES, RICH, PLOTS, *DOCS_DEPS, *TEST_DEPS)
+    targets = ["demo", "tests/demo", "tests/docs", "bench"]
+    session.env["MYPYPATH"] = str(ROOT / "bench")  # the scripts import their shared helpers
+    session.run("mypy", "--config-file", str(CONFIG), "--explicit-package-bases", *targets)
+
+
 # The lowest versions our ranges admit, for `tests-lowest`.
-LOWEST = ["pymongo==4.9", "protobuf==5.27.2", "aiohttp==3.9.0"]
+LOWEST = ["pymongo==4.11", "protobuf==5.27.2", "aiohttp==3.9.5"]
 
 
 @nox.session(name="tests-lowest")
 def tests_lowest(session: nox.Session) -> None:
     """The whole suite with the lowest declared pymongo, protobuf and aiohttp."""
-    _install(session, PACKAGES, *TEST_DEPS, *LOWEST)
+    _install(session, PACKAGES, *TEST_DEPS, RICH, *DOCS_DEPS, *LOWEST)
     session.run("python", "-c", LOWEST_CHECK)  # the pins really are what got installed
     _pytest(session, *(session.posargs or [str(TESTS)]))
 

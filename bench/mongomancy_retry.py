@@ -47,7 +47,7 @@ def rate(operation: Callable[[], object]) -> float:
 def overhead(rs: ReplicaSet) -> list[tuple[str, float, float]]:
     rows = []
     with (
-        MongoClient(rs.uri, heartbeatFrequencyMS=HEARTBEAT_MS) as client,
+        MongoClient[dict[str, Any]](rs.uri, heartbeatFrequencyMS=HEARTBEAT_MS) as client,
         Engine(rs.uri, heartbeatFrequencyMS=HEARTBEAT_MS) as engine,
     ):
         raw, wrapped = client.bench.raw, engine.get_database("bench").wrapped
@@ -91,7 +91,9 @@ def wait_for_primary(rs: ReplicaSet) -> None:
 def raw_recovery(rs: ReplicaSet) -> tuple[list[float], int]:
     """Seconds from a kill to the first acknowledged write, the application retrying itself."""
     times, errors = [], 0
-    with MongoClient(rs.uri, heartbeatFrequencyMS=HEARTBEAT_MS, retryWrites=True) as client:
+    with MongoClient[dict[str, Any]](
+        rs.uri, heartbeatFrequencyMS=HEARTBEAT_MS, retryWrites=True
+    ) as client:
         things = client.bench.raw_recovery
         things.insert_one({"warm": True})
         for _ in range(KILLS):

@@ -80,7 +80,7 @@ def pymo_fails_async(uri: str, **selectors: Any) -> None:
 
 def pymongo_fails(uri: str) -> None:
     """What an application sees with plain pymongo: its first write fails after the timeout."""
-    with MongoClient(uri, serverSelectionTimeoutMS=REDUCED_MS) as client:
+    with MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=REDUCED_MS) as client:
         try:
             client.bench.things.insert_one({"x": 1})
         except ServerSelectionTimeoutError:
@@ -97,7 +97,7 @@ def pymo_usable(uri: str) -> None:
 
 
 def pymongo_usable(uri: str) -> None:
-    with MongoClient(uri) as client:
+    with MongoClient[dict[str, Any]](uri) as client:
         client.admin.command("ping")
 
 
