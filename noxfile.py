@@ -27,7 +27,7 @@ CONFIG = ROOT / "pyproject.toml"
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 TYPES = "types-protobuf>=5.27"  # stubs for the generated EventStore messages
-TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.11,<5"]
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pymongo>=4.12,<5"]
 RICH = "rich>=13"  # the demo's live console; a demo-only dependency
 DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2"]  # material brings pymdown-extensions
 PLOTS = "matplotlib==3.11.2"  # bench/failover_timeline.py writes the docs' PNG plots
@@ -217,7 +217,7 @@ def typecheck_demo(session: nox.Session) -> None:
 
 
 # The lowest versions our ranges admit, for `tests-lowest`.
-LOWEST = ["pymongo==4.11", "protobuf==5.27.2", "aiohttp==3.9.5"]
+LOWEST = ["pymongo==4.12", "protobuf==5.27.2", "aiohttp==3.9.5"]
 
 
 @nox.session(name="tests-lowest")
