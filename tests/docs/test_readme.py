@@ -9,7 +9,7 @@ import pytest
 from clustersim.mongo import ReplicaSet
 from pymongo import MongoClient
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 PLACEHOLDER_URI = '"mongodb://db1,db2/?replicaSet=rs0"'
 
 
