@@ -155,6 +155,23 @@ class Subscribing(Requests):
             named_consumer_strategy=settings["consumer_strategy"],
         )
 
+    async def _send_group_settings(self, kind: str, arguments: dict[str, Any]) -> None:
+        """Create or update a group from the public method's own arguments (``locals()``)."""
+        message_type, command, answer, parse = _GROUP_REQUESTS[kind]
+        name, stream = arguments.pop("name"), arguments.pop("stream")
+        credential, conversation_id = arguments.pop("credential"), arguments.pop("conversation_id")
+        arguments.pop("self")
+        request: conv.Request[None] = conv.Request(
+            command,
+            self._group_message(message_type, name, stream, **arguments),
+            answer,
+            parse,
+            self._credentials(credential),
+            needs_leader=True,
+            correlation_id=conversation_id,
+        )
+        await self._converse(request, None)
+
     async def create_subscription(
         self,
         name: str,
@@ -176,20 +193,7 @@ class Subscribing(Requests):
         conversation_id: uuid.UUID | None = None,
         consumer_strategy: str = "RoundRobin",
     ) -> None:
-        settings = dict(locals())
-        for key in ("self", "name", "stream", "credential", "conversation_id"):
-            settings.pop(key)
-        message = self._group_message(pb.CreatePersistentSubscription, name, stream, **settings)
-        request: conv.Request[None] = conv.Request(
-            C.CreatePersistentSubscription,
-            message,
-            C.CreatePersistentSubscriptionCompleted,
-            conv.group_created,
-            self._credentials(credential),
-            needs_leader=True,
-            correlation_id=conversation_id,
-        )
-        await self._converse(request, None)
+        await self._send_group_settings("create", dict(locals()))
 
     async def update_subscription(
         self,
@@ -212,20 +216,7 @@ class Subscribing(Requests):
         conversation_id: uuid.UUID | None = None,
         consumer_strategy: str = "RoundRobin",
     ) -> None:
-        settings = dict(locals())
-        for key in ("self", "name", "stream", "credential", "conversation_id"):
-            settings.pop(key)
-        message = self._group_message(pb.UpdatePersistentSubscription, name, stream, **settings)
-        request: conv.Request[None] = conv.Request(
-            C.UpdatePersistentSubscription,
-            message,
-            C.UpdatePersistentSubscriptionCompleted,
-            conv.group_updated,
-            self._credentials(credential),
-            needs_leader=True,
-            correlation_id=conversation_id,
-        )
-        await self._converse(request, None)
+        await self._send_group_settings("update", dict(locals()))
 
     async def delete_subscription(
         self, name: str, stream: str, credential: Credential | None = None
@@ -281,3 +272,19 @@ class Subscribing(Requests):
             self._conversations.pop(conversation.id, None)
 
         return PersistentSubscription(conversation, self._send, stop)
+
+
+_GROUP_REQUESTS: dict[str, tuple[Any, int, int, Any]] = {
+    "create": (
+        pb.CreatePersistentSubscription,
+        C.CreatePersistentSubscription,
+        C.CreatePersistentSubscriptionCompleted,
+        conv.group_created,
+    ),
+    "update": (
+        pb.UpdatePersistentSubscription,
+        C.UpdatePersistentSubscription,
+        C.UpdatePersistentSubscriptionCompleted,
+        conv.group_updated,
+    ),
+}

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import threading
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal
 
+from .._hosting import LoopHost
 from ..errors import SimulatorConfigurationError
 from .gossip import GossipServer, MemberView, gossip_document
 from .node import Node
@@ -23,13 +22,13 @@ from .state import AccessRule, ClusterState
 
 __all__ = ["MAX_NODES", "Cluster"]
 
-T = TypeVar("T")
 MAX_NODES = 5
-_TIMEOUT = 10.0
 
 
-class Cluster:
+class Cluster(LoopHost):
     """A simulated EventStore cluster on loopback."""
+
+    _thread_name = "clustersim-eventstore"
 
     def __init__(
         self,
@@ -46,6 +45,7 @@ class Cluster:
         max_frame_size: int = 64 * 1024 * 1024,
         tls: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__()
         if not 1 <= nodes <= MAX_NODES:
             raise SimulatorConfigurationError(f"a cluster has 1 to {MAX_NODES} nodes, not {nodes}")
         if gossip not in ("v5", "v20"):
@@ -72,56 +72,8 @@ class Cluster:
         self._gossip: list[GossipServer] = []
         self._election: asyncio.TimerHandle | None = None
         self._ready_timers: dict[int, asyncio.TimerHandle] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._owns_loop = False
 
     # --- lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="clustersim-eventstore", daemon=True)
-        self._thread.start()
-        ready.wait(_TIMEOUT)
-        self._loop, self._owns_loop = loop, True
-        try:
-            self._on_loop(self._start())
-        except BaseException:
-            self._stop_thread()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        self._loop = asyncio.get_running_loop()
-        await self._start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def close(self) -> None:
-        """Stop every node and, in sync use, the background loop. Idempotent."""
-        if self._loop is None:
-            return
-        if not self._owns_loop:
-            raise SimulatorConfigurationError("use 'await cluster.aclose()' with 'async with'")
-        self._on_loop(self._stop())
-        self._stop_thread()
-
-    async def aclose(self) -> None:
-        if self._loop is not None and not self._owns_loop:
-            await self._stop()
-            self._loop = None
 
     async def _start(self) -> None:
         state = self._state = ClusterState(self.nodes)
@@ -169,44 +121,6 @@ class Cluster:
         self._nodes, self._gossip = [], []
         if self._state is not None:
             self._state.close()
-
-    def _stop_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        self._loop, self._thread = None, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(_TIMEOUT)
-        if loop is not None:
-            loop.close()
-
-    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        try:
-            loop = self._require_loop()
-        except SimulatorConfigurationError:
-            coroutine.close()  # never to run: no "never awaited" warning
-            raise
-        if self._owns_loop:
-            return asyncio.run_coroutine_threadsafe(coroutine, loop).result(_TIMEOUT)
-        coroutine.close()
-        raise SimulatorConfigurationError("with 'async with', await the a-prefixed method instead")
-
-    def _call(self, work: Any, *args: Any) -> Any:
-        loop = self._require_loop()
-        if not self._owns_loop:
-            return work(*args)
-
-        async def run() -> Any:
-            return work(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(_TIMEOUT)
-
-    def _require_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise SimulatorConfigurationError(
-                "the cluster is not running; use 'with' or 'async with'"
-            )
-        return self._loop
 
     @property
     def state(self) -> ClusterState:

@@ -8,11 +8,7 @@ loop, so async code awaits :meth:`arestart`.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
-from typing import Any, Self, TypeVar
-
+from .._hosting import LoopHost
 from ..errors import SimulatorConfigurationError
 from .deployment import Deployment
 from .member import MemberServer
@@ -21,12 +17,11 @@ from .topology import Member, MonitoringMode, Roles
 
 __all__ = ["ReplicaSet", "Router", "Standalone"]
 
-T = TypeVar("T")
-_START_TIMEOUT = 10.0
 
-
-class ReplicaSet:
+class ReplicaSet(LoopHost):
     """A simulated replica set of 1 to 7 members on loopback ports."""
+
+    _thread_name = "clustersim-loop"
 
     def __init__(
         self,
@@ -41,6 +36,7 @@ class ReplicaSet:
         _standalone: bool = False,
         _router: bool = False,
     ) -> None:
+        super().__init__()
         if ports is not None and len(ports) != members:
             raise SimulatorConfigurationError("give one port per member, or none")
         mode = MonitoringMode.POLLING if polling else MonitoringMode.STREAMING
@@ -52,56 +48,8 @@ class ReplicaSet:
         self._oplog_entries = oplog_entries
         self._deployment: Deployment | None = None
         self._servers: list[MemberServer] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._owns_loop = False
 
     # --- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="clustersim-loop", daemon=True)
-        self._thread.start()
-        ready.wait(_START_TIMEOUT)
-        self._loop, self._owns_loop = loop, True
-        try:
-            self._on_loop(self._start())
-        except BaseException:
-            self._stop_thread()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        self._loop = asyncio.get_running_loop()
-        await self._start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def close(self) -> None:
-        """Stop every member and, in sync use, the background loop. Idempotent."""
-        if self._loop is None:
-            return
-        if self._owns_loop:
-            self._on_loop(self._stop())
-            self._stop_thread()
-        else:
-            raise SimulatorConfigurationError("use 'await rs.aclose()' with 'async with'")
-
-    async def aclose(self) -> None:
-        if self._loop is not None and not self._owns_loop:
-            await self._stop()
 
     async def _start(self) -> None:
         self._deployment = Deployment(self._roles, oplog_entries=self._oplog_entries)
@@ -123,43 +71,6 @@ class ReplicaSet:
         if self._deployment is not None:
             await self._deployment.finish_writes()
             self._deployment.close()
-        if not self._owns_loop:
-            self._loop = None
-
-    def _stop_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        self._loop, self._thread = None, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(_START_TIMEOUT)
-        if loop is not None:
-            loop.close()
-
-    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        loop = self._require_loop()
-        if self._owns_loop:
-            return asyncio.run_coroutine_threadsafe(coroutine, loop).result(_START_TIMEOUT)
-        coroutine.close()
-        raise SimulatorConfigurationError("with 'async with', await the a-prefixed method instead")
-
-    def _call(self, work: Any, *args: Any) -> Any:
-        """Run plain ``work`` on the servers' loop, from its thread or from another."""
-        loop = self._require_loop()
-        if not self._owns_loop:
-            return work(*args)
-
-        async def run() -> Any:
-            return work(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(_START_TIMEOUT)
-
-    def _require_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise SimulatorConfigurationError(
-                "the deployment is not running; use 'with' or 'async with'"
-            )
-        return self._loop
 
     @property
     def deployment(self) -> Deployment:
