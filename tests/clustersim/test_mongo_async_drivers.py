@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from clustersim.mongo import ReplicaSet
+from motor import motor_asyncio
 from pymongo import AsyncMongoClient
 
 from .conftest import REAL_URI
@@ -42,7 +43,6 @@ async def test_async_client_survives_kills_on_the_callers_loop(polling: bool) ->
 
 
 async def test_motor_discovers_and_writes_through_a_step_down() -> None:
-    motor_asyncio = pytest.importorskip("motor.motor_asyncio")
     async with ReplicaSet(members=3) as rs:
         client = motor_asyncio.AsyncIOMotorClient(rs.uri, **FAST)
         try:

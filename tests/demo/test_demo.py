@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rich", reason="the demo's console needs rich (a demo-only dependency)")
-
 from demo.cli import main
 from demo.plan import build_plan, hide_credentials, parse_eventstore
 from demo.records import DemoReport, WritesRecord
