@@ -14,9 +14,11 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import photonpump
 import pytest
 from clustersim.eventstore import Cluster
-from photonpump import Client, connect, discovery
+from photonpump import Client, NewEvent, connect, discovery
+from photonpump.messages import OperationResult
 
 __all__ = ["BOUND", "collect", "eventually", "host_port", "leader_address", "new_client"]
 
@@ -89,3 +91,21 @@ def client(request: pytest.FixtureRequest) -> Client:
     """Each test once with ``gossip_client`` and once with ``tcp_client``."""
     chosen: Client = request.getfixturevalue(f"{request.param}_client")
     return chosen
+
+
+async def fill(client: Client, stream: str, count: int) -> None:
+    """Publish ``count`` events numbered 0.. in one request, and check the write result."""
+    result = await client.publish(
+        stream, [NewEvent("Counted", data={"n": n}) for n in range(count)]
+    )
+    assert result.result == OperationResult.Success
+    assert result.last_event_number == count - 1
+
+
+def numbers(events: list[photonpump.Event]) -> list[int]:
+    return [event.event_number for event in events]
+
+
+async def drain(events: AsyncIterator[photonpump.Event]) -> list[photonpump.Event]:
+    async with asyncio.timeout(BOUND):
+        return [event async for event in events]
